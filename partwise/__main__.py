@@ -1,0 +1,5 @@
+import sys
+
+from partwise.cli import main
+
+sys.exit(main())

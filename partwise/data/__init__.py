@@ -1,0 +1,1 @@
+"""Dataset formats, the canonical record model, the Parquet store, video decoding and clip sampling."""
