@@ -35,6 +35,8 @@ part_boxes      list<struct>                     ``{part, x1, y1, x2, y2, px1, p
 objects         list<struct>                     ``{class_name, class_id, action, object_id, x1..y2, px1..py2}``:
                                                  interacting object, its class, the HOI/action id of the
                                                  interaction and the source's object id
+video_label     string                           video-level class name (Kinetics-TPS action class folder);
+                                                 null elsewhere
 source          string                           provenance ``"<file>:<line>"`` or ``"<file>:<key>"``
 =============== ================================ ===========================================================
 """
@@ -76,6 +78,7 @@ PERSON_SCHEMA = pa.schema([
     pa.field("pasta_vocab", pa.string()),
     pa.field("part_boxes", pa.list_(PART_BOX_TYPE)),
     pa.field("objects", pa.list_(OBJECT_TYPE)),
+    pa.field("video_label", pa.string()),
     pa.field("source", pa.string()),
 ])
 
@@ -140,6 +143,7 @@ class PersonRecord:
     pasta_vocab: str | None = None
     part_boxes: list[PartBox] = field(default_factory=list)
     objects: list[ObjectBox] = field(default_factory=list)
+    video_label: str | None = None
     source: str | None = None
 
     def fill_boxes(self) -> "PersonRecord":
