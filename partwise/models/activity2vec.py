@@ -1,0 +1,221 @@
+"""Activity2Vec (HAKE-Action-Torch ``pasta_res50``; ``hake.md`` §3): PaSta and verbs per person, and the activity vector.
+
+Per image: a ResNet-50 stride-16 trunk gives a 1024-channel map. Per person:
+
+* scene feature: the map's global mean (1024);
+* human feature: the person box cropped 7x7 from the map, ``layer4``, spatial mean (2048);
+* part features: each of the 10 part boxes cropped 7x7, spatial mean (10 x 1024);
+* skeleton feature per PaSta part: Conv(1->32, 5)-ReLU-MaxPool2-Conv(32->16, 5)-ReLU-MaxPool2 over the 64x64
+  skeleton map (16*13*13 = 2704);
+* per PaSta part p (foot, leg, hip, hand, arm, head, merging body parts by ``PART_AGG_RULE``): the concatenation
+  [part features of its body parts, human, scene, skeleton_p] (7824 or 6800) -> Linear-ReLU-Dropout-Linear-ReLU-
+  Dropout -> f_part (512) -> Linear -> PaSta logits of that part (16/15/6/34/8/14, the 93 list);
+* verbs: Linear(6*512 -> 157) over the six f_part.
+
+Activity vector ``f_pasta = [f_visual (6*512 = 3072), f_language]`` with ``f_language = sigmoid(pasta logits) @ L``,
+L the (93, D) text-embedding matrix of the 93 PaSta names. partwise ships L computed with all-MiniLM-L6-v2
+(``scripts/make_pasta_language_matrix.py``): D = 768 = 384 (part name) + 384 (state name), so f_pasta is 3840-d. The
+original used BERT-base, D = 1536 (f_pasta 4608-d); pass its matrix as ``language_matrix`` to reproduce it.
+
+Boxes: ``[batch_index, x1, y1, x2, y2]`` in input-image pixels. RoIs are cropped with an affine sampling grid
+(``grid_sample``, ``align_corners=False``) from the stride-16 map, as the original does -- not RoIAlign.
+Input images: BGR, 0..255, minus ``PIXEL_MEANS`` (see :func:`preprocess`), no resizing at test time.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from partwise.models.resnet import resnet50
+from partwise.vocab.core import PART_AGG_RULE
+
+#: Activity2Vec's BGR pixel means.
+PIXEL_MEANS_BGR = (102.9801, 115.9465, 122.7717)
+PASTA_PART_SIZES = (16, 15, 6, 34, 8, 14)
+NUM_VERBS = 157
+LANGUAGE_MATRIX_FILE = "pasta93_minilm_l6_768.npy"
+
+
+@dataclass
+class Activity2VecConfig:
+    pooling_size: int = 7
+    hidden: int = 512
+    dropout: float = 0.5
+    res5_stride: int = 1
+    stride_in_1x1: bool = False
+    skeleton_size: int = 64
+    language_dim: int = 768
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Activity2VecConfig":
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def preprocess(image_rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 BGR minus the pixel means."""
+    bgr = np.ascontiguousarray(image_rgb[..., ::-1], dtype=np.float32) - np.array(PIXEL_MEANS_BGR, dtype=np.float32)
+    return torch.from_numpy(bgr).permute(2, 0, 1).unsqueeze(0)
+
+
+def crop_rois_affine(features: torch.Tensor, rois: torch.Tensor, size: int, spatial_scale: float) -> torch.Tensor:
+    """Crop-and-resize by an affine sampling grid.
+
+    ``features`` (B, C, H, W); ``rois`` (K, 5) ``[batch_index, x1, y1, x2, y2]`` in input pixels; returns (K, C, size,
+    size). The box, scaled by ``spatial_scale``, is mapped to the grid's [-1, 1] range with the ``(W - 1)``
+    normalization of the original (corner pixels of the map at -1 and 1), sampled bilinearly with zero padding.
+    """
+    if rois.numel() == 0:
+        return features.new_zeros((0, features.shape[1], size, size))
+    height, width = features.shape[-2:]
+    x1, y1, x2, y2 = (rois[:, i] * spatial_scale for i in range(1, 5))
+    theta = rois.new_zeros((rois.shape[0], 2, 3))
+    theta[:, 0, 0] = (x2 - x1) / (width - 1)
+    theta[:, 0, 2] = (x1 + x2 - width + 1) / (width - 1)
+    theta[:, 1, 1] = (y2 - y1) / (height - 1)
+    theta[:, 1, 2] = (y1 + y2 - height + 1) / (height - 1)
+    grid = F.affine_grid(theta.to(features.dtype), [rois.shape[0], 1, size, size], align_corners=False)
+    images = features[rois[:, 0].long()]
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _pose_net() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+
+def load_language_matrix() -> torch.Tensor:
+    """The shipped (93, 768) PaSta text-embedding matrix (float32)."""
+    with resources.files("partwise.models").joinpath("data", LANGUAGE_MATRIX_FILE).open("rb") as fh:
+        return torch.from_numpy(np.load(fh).astype(np.float32))
+
+
+class Activity2Vec(nn.Module):
+    """See the module docstring. ``forward(images, human_rois, part_rois, skeletons)``:
+
+    * images (B, 3, H, W) from :func:`preprocess`;
+    * human_rois (N, 5); part_rois (N, 10, 5) in HAKE body-part order; skeletons (N, 1, 64, 64).
+
+    Training mode returns ``{"pasta_logits": (N, 93), "verb_logits": (N, 157)}``; eval mode adds ``p_pasta``,
+    ``p_verb`` (sigmoids), ``f_visual`` (N, 3072) and ``f_pasta`` (N, 3072 + language_dim).
+    """
+
+    def __init__(self, config: Activity2VecConfig | None = None, language_matrix: torch.Tensor | None = None):
+        super().__init__()
+        self.config = config = config or Activity2VecConfig()
+        self.backbone = resnet50(res5_stride=config.res5_stride, stride_in_1x1=config.stride_in_1x1)
+        skeleton_dim = 16 * 13 * 13 if config.skeleton_size == 64 else 16 * (((config.skeleton_size - 4) // 2 - 4) // 2) ** 2
+        in_dims = [len(members) * 1024 + 2048 + 1024 + skeleton_dim for members in PART_AGG_RULE]
+        self.pool2_flat_pose_maps = nn.ModuleList([_pose_net() for _ in PART_AGG_RULE])
+        self.fc7_parts = nn.ModuleList([
+            nn.Sequential(nn.Linear(d, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout),
+                          nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout))
+            for d in in_dims])
+        self.part_cls_scores = nn.ModuleList([nn.Linear(config.hidden, n) for n in PASTA_PART_SIZES])
+        self.verb_cls_scores = nn.Linear(len(PART_AGG_RULE) * config.hidden, NUM_VERBS)
+        if language_matrix is None:
+            language_matrix = torch.zeros(sum(PASTA_PART_SIZES), config.language_dim)
+        if tuple(language_matrix.shape) != (sum(PASTA_PART_SIZES), config.language_dim):
+            raise ValueError(f"language matrix must be (93, {config.language_dim}), got {tuple(language_matrix.shape)}")
+        self.register_buffer("language_matrix", language_matrix.float(), persistent=False)
+
+    def part_features(self, images, human_rois, part_rois, skeletons) -> torch.Tensor:
+        """(N, 6, hidden) f_part for every person."""
+        scale = 1.0 / 16
+        size = self.config.pooling_size
+        head = self.backbone.stem_and_trunk(images)
+        scene = head.mean(dim=(2, 3))[human_rois[:, 0].long()]
+        human = self.backbone.layer4(crop_rois_affine(head, human_rois, size, scale)).mean(dim=(2, 3))
+        n = human_rois.shape[0]
+        parts = crop_rois_affine(head, part_rois.reshape(-1, 5), size, scale).mean(dim=(2, 3)).view(n, 10, -1)
+        out = []
+        for p, members in enumerate(PART_AGG_RULE):
+            skeleton = self.pool2_flat_pose_maps[p](skeletons).flatten(1)
+            joined = torch.cat([parts[:, i] for i in members] + [human, scene, skeleton], dim=1)
+            out.append(self.fc7_parts[p](joined))
+        return torch.stack(out, dim=1)
+
+    def forward(self, images, human_rois, part_rois, skeletons) -> dict[str, torch.Tensor]:
+        f_parts = self.part_features(images, human_rois, part_rois, skeletons)
+        pasta_logits = torch.cat([cls(f_parts[:, p]) for p, cls in enumerate(self.part_cls_scores)], dim=1)
+        f_visual = f_parts.flatten(1)
+        verb_logits = self.verb_cls_scores(f_visual)
+        out = {"pasta_logits": pasta_logits, "verb_logits": verb_logits}
+        if not self.training:
+            p_pasta = torch.sigmoid(pasta_logits)
+            out.update(p_pasta=p_pasta, p_verb=torch.sigmoid(verb_logits), f_visual=f_visual,
+                       f_pasta=torch.cat([f_visual, p_pasta @ self.language_matrix.to(p_pasta.dtype)], dim=1))
+        return out
+
+
+# --- HAKE checkpoint adapter -----------------------------------------------------------------------------------
+
+#: HAKE registers the trunk's modules twice more under these prefixes; their tensors are the ``resnet50.*`` ones.
+HAKE_ALIASES = {
+    "image_to_head.2.": "resnet50.conv1.",
+    "image_to_head.3.": "resnet50.bn1.",
+    "image_to_head.8.": "resnet50.layer1.",
+    "image_to_head.9.": "resnet50.layer2.",
+    "image_to_head.10.": "resnet50.layer3.",
+    "resnet_layer4.": "resnet50.layer4.",
+}
+#: foreign prefix -> partwise prefix (heads keep their names).
+HAKE_PREFIX_MAP = {"resnet50.": "backbone."}
+
+
+def map_hake_state_dict(state_dict: dict) -> tuple[dict, dict]:
+    """Map a HAKE Activity2Vec ``model_state_dict`` to partwise names.
+
+    Returns ``(mapped, notes)``; ``notes["aliases_checked"]`` counts alias keys verified identical to their
+    ``resnet50.*`` source, ``notes["alias_conflicts"]`` lists alias keys whose tensor differs (the original would
+    have used the aliased module; partwise keeps ``resnet50.*`` and reports them) and ``notes["unexpected"]`` keys
+    not in the known layout.
+    """
+    mapped, conflicts, checked, unexpected = {}, [], 0, []
+    for key, value in state_dict.items():
+        alias = next((a for a in HAKE_ALIASES if key.startswith(a)), None)
+        if alias is not None:
+            source = HAKE_ALIASES[alias] + key[len(alias):]
+            if source in state_dict and torch.equal(state_dict[source], value):
+                checked += 1
+            else:
+                conflicts.append(key)
+            continue
+        prefix = next((p for p in HAKE_PREFIX_MAP if key.startswith(p)), None)
+        if prefix is not None:
+            mapped[HAKE_PREFIX_MAP[prefix] + key[len(prefix):]] = value
+        elif key.split(".")[0] in ("fc7_parts", "part_cls_scores", "verb_cls_scores", "pool2_flat_pose_maps"):
+            mapped[key] = value
+        else:
+            unexpected.append(key)
+    return mapped, {"aliases_checked": checked, "alias_conflicts": conflicts, "unexpected": unexpected}
+
+
+def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = True) -> dict:
+    """Load a HAKE checkpoint dict (``{"model_state_dict": ...}`` or the state dict itself) into ``model``.
+
+    Returns ``{"missing", "unexpected", "mismatched", "alias_conflicts", "aliases_checked"}``; with ``strict``,
+    anything in the first four raises ``ValueError``.
+    """
+    state_dict = checkpoint.get("model_state_dict", checkpoint)
+    mapped, notes = map_hake_state_dict(state_dict)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(mapped))
+    unexpected = sorted(set(mapped) - set(own)) + notes["unexpected"]
+    mismatched = [(k, tuple(own[k].shape), tuple(v.shape)) for k, v in mapped.items()
+                  if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched,
+              "alias_conflicts": notes["alias_conflicts"], "aliases_checked": notes["aliases_checked"]}
+    if strict and (missing or unexpected or mismatched or notes["alias_conflicts"]):
+        raise ValueError(f"HAKE Activity2Vec checkpoint does not match: "
+                         f"{ {k: v for k, v in report.items() if k != 'aliases_checked' and v} }")
+    bad = {k for k, _, _ in mismatched}
+    model.load_state_dict({k: v for k, v in mapped.items() if k in own and k not in bad}, strict=False)
+    return report

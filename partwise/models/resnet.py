@@ -1,0 +1,82 @@
+"""2D ResNet (bottleneck, v1 layout) as the HAKE/TIN image models use it: a stride-16 trunk (conv1..layer3) on the
+whole image and ``layer4`` applied to RoI crops.
+
+Parameter names follow the common PyTorch layout (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``
+...), which is also the layout of HAKE's ``resnet50.*`` keys.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, stride_in_1x1: bool = False):
+        super().__init__()
+        out_channels = width * self.expansion
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = nn.Conv2d(in_channels, width, 1, stride=stride_1x1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride_3x3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet trunk without the classifier.
+
+    ``stem_and_trunk(x (B,3,H,W)) -> (B, 1024, H/16, W/16)`` (conv1..layer3); ``layer4`` maps (K,1024,h,w) to
+    (K, 2048, h/s, w/s) with ``s = res5_stride`` (1 keeps the RoI resolution, as detection heads usually do).
+    """
+
+    def __init__(self, layers: tuple[int, int, int, int] = (3, 4, 6, 3), res5_stride: int = 1,
+                 stride_in_1x1: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        channels = 64
+        stages = []
+        for index, (blocks, width, stride) in enumerate(zip(layers, (64, 128, 256, 512), (1, 2, 2, res5_stride))):
+            stage = []
+            for block in range(blocks):
+                stage.append(Bottleneck(channels, width, stride if block == 0 else 1, stride_in_1x1))
+                channels = width * Bottleneck.expansion
+            stages.append(nn.Sequential(*stage))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+
+    def stem_and_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.stem_and_trunk(x))
+
+
+def resnet50(res5_stride: int = 1, stride_in_1x1: bool = False) -> ResNet:
+    return ResNet((3, 4, 6, 3), res5_stride, stride_in_1x1)
+
+
+def freeze_batchnorm(module: nn.Module) -> None:
+    """Put every BatchNorm in eval mode with frozen affine parameters (detection-style fine-tuning)."""
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+            m.weight.requires_grad_(False)
+            m.bias.requires_grad_(False)

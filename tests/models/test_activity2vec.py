@@ -1,0 +1,147 @@
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from partwise.models.activity2vec import (
+    Activity2Vec,
+    Activity2VecConfig,
+    crop_rois_affine,
+    load_hake_checkpoint,
+    load_language_matrix,
+    preprocess,
+)
+
+SHAPES = Path(__file__).parent.parent / "fixtures" / "activity2vec_state_dict_shapes.json"
+
+
+def hake_state_dict(seed=0):
+    """A state dict with the exact keys and shapes of HAKE's pasta_res50 checkpoint; the alias prefixes share the
+    resnet50.* tensors as in the original (the same modules registered three times)."""
+    shapes = json.loads(SHAPES.read_text())["keys"]
+    items = shapes.items() if isinstance(shapes, dict) else shapes
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in items:
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(7)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=g) * 0.02
+    aliases = {"image_to_head.2.": "resnet50.conv1.", "image_to_head.3.": "resnet50.bn1.",
+               "image_to_head.8.": "resnet50.layer1.", "image_to_head.9.": "resnet50.layer2.",
+               "image_to_head.10.": "resnet50.layer3.", "resnet_layer4.": "resnet50.layer4."}
+    for key in list(state):
+        for alias, source in aliases.items():
+            if key.startswith(alias):
+                state[key] = state[source + key[len(alias):]]
+    return state
+
+
+def inputs(n_people=2, size=96):
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(1, 3, size, size, generator=g) * 50
+    human = torch.tensor([[0, 10.0, 8.0, 60.0, 90.0], [0, 40.0, 5.0, 90.0, 80.0]])[:n_people]
+    parts = torch.cat([torch.zeros(n_people, 10, 1), torch.rand(n_people, 10, 2, generator=g) * 40,
+                       40 + torch.rand(n_people, 10, 2, generator=g) * 40], dim=2)
+    skeletons = torch.rand(n_people, 1, 64, 64, generator=g)
+    return image, human, parts, skeletons
+
+
+def test_parameter_count_equals_original():
+    # 48,685,850 = ResNet-50 without fc 23,508,032 + fc7_parts 24,565,760 + part classifiers 47,709
+    # + verb classifier 482,461 + skeleton convs 81,888 (counted from the checkpoint's shapes; hake's note agrees).
+    model = Activity2Vec()
+    assert sum(p.numel() for p in model.parameters()) == 48_685_850
+    shapes = json.loads(SHAPES.read_text())["keys"]
+    items = dict(shapes.items() if isinstance(shapes, dict) else shapes)
+    unique = sum(int(np.prod(s)) for k, s in items.items()
+                 if not k.startswith(("image_to_head.", "resnet_layer4.")) and "running_" not in k and "num_batches" not in k)
+    assert unique == 48_685_850
+
+
+def test_hake_checkpoint_loads_exactly_and_round_trips(tmp_path):
+    state = hake_state_dict()
+    model = Activity2Vec().eval()
+    report = load_hake_checkpoint(model, {"model_state_dict": state, "iters": 5})
+    assert report["missing"] == [] and report["unexpected"] == [] and report["mismatched"] == []
+    assert report["alias_conflicts"] == [] and report["aliases_checked"] == 258 + 60
+    for key in ("backbone.layer3.5.conv2.weight", "backbone.bn1.running_var", "fc7_parts.2.0.weight", "verb_cls_scores.bias"):
+        src = key.replace("backbone.", "resnet50.")
+        assert torch.equal(model.state_dict()[key], state[src])
+    image, human, parts, skeletons = inputs()
+    with torch.no_grad():
+        out = model(image, human, parts, skeletons)
+    assert out["p_pasta"].shape == (2, 93) and out["p_verb"].shape == (2, 157) and out["f_pasta"].shape == (2, 3072 + 768)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    again = Activity2Vec().eval()
+    again.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        out2 = again(image, human, parts, skeletons)
+    for key in out:
+        assert torch.equal(out[key], out2[key])
+
+
+def test_alias_conflict_and_unknown_keys_are_reported():
+    state = hake_state_dict()
+    state["resnet_layer4.0.conv1.weight"] = state["resnet_layer4.0.conv1.weight"] + 1
+    state["object_branch.weight"] = torch.zeros(3)
+    with pytest.raises(ValueError):
+        load_hake_checkpoint(Activity2Vec(), state)
+    report = load_hake_checkpoint(Activity2Vec(), state, strict=False)
+    assert report["alias_conflicts"] == ["resnet_layer4.0.conv1.weight"]
+    assert report["unexpected"] == ["object_branch.weight"]
+
+
+def test_forward_backward_training_mode():
+    model = Activity2Vec(Activity2VecConfig(), load_language_matrix()).train()
+    image, human, parts, skeletons = inputs()
+    out = model(image, human, parts, skeletons)
+    assert set(out) == {"pasta_logits", "verb_logits"}
+    loss = F.binary_cross_entropy_with_logits(out["pasta_logits"], torch.zeros(2, 93)) + out["verb_logits"].mean()
+    loss.backward()
+    assert model.verb_cls_scores.weight.grad is not None and model.backbone.conv1.weight.grad is not None
+
+
+def test_language_part_is_pasta_probabilities_times_matrix():
+    matrix = load_language_matrix()
+    assert matrix.shape == (93, 768)
+    model = Activity2Vec(language_matrix=matrix).eval()
+    image, human, parts, skeletons = inputs(1)
+    with torch.no_grad():
+        out = model(image, human, parts, skeletons)
+    expected = torch.sigmoid(out["pasta_logits"]) @ matrix
+    assert torch.allclose(out["f_pasta"][:, 3072:], expected, atol=1e-6)
+    assert torch.equal(out["f_pasta"][:, :3072], out["f_visual"])
+
+
+def test_affine_crop_samples_where_the_formula_says():
+    height, width, size = 12, 20, 5
+    ramp_x = torch.arange(width, dtype=torch.float64).expand(height, width)
+    ramp_y = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)
+    features = torch.stack([ramp_x, ramp_y])[None]
+    rois = torch.tensor([[0, 32.0, 48.0, 160.0, 112.0]], dtype=torch.float64)  # stride 16: x 2..10, y 3..7
+    crop = crop_rois_affine(features, rois, size, 1 / 16)[0]
+    u = (2 * torch.arange(size, dtype=torch.float64) + 1) / size - 1
+    x1, y1, x2, y2 = 2.0, 3.0, 10.0, 7.0
+    xn = ((x2 - x1) * u + x1 + x2 - width + 1) / (width - 1)
+    yn = ((y2 - y1) * u + y1 + y2 - height + 1) / (height - 1)
+    px = ((xn + 1) * width - 1) / 2
+    py = ((yn + 1) * height - 1) / 2
+    assert torch.allclose(crop[0], px.expand(size, size), atol=1e-9)
+    assert torch.allclose(crop[1], py[:, None].expand(size, size), atol=1e-9)
+
+
+def test_preprocess_is_bgr_minus_means():
+    image = np.zeros((2, 3, 3), dtype=np.uint8)
+    image[..., 0] = 200  # red
+    out = preprocess(image)
+    assert out.shape == (1, 3, 2, 3)
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([-102.9801, -115.9465, 200 - 122.7717]))
