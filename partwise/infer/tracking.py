@@ -1,0 +1,85 @@
+"""Person tracking across keyframes: IoU with a constant-velocity prediction, solved by Hungarian assignment.
+
+Each track predicts its next box by adding its smoothed per-step velocity (so two people who cross keep their
+identities: at the crossing the predicted boxes still point the right way), the cost is ``1 - IoU(predicted,
+detection)``, pairs with IoU below ``iou_threshold`` are never matched, unmatched detections start new tracks, and a
+track unseen for more than ``max_age`` steps ends. Boxes are ``[x1, y1, x2, y2]`` (any consistent unit).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, 4) x (B, 4) -> (A, B) IoU, continuous coordinates (no +1)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: np.ndarray
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    age: int = 0  # steps since last matched
+    hits: int = 1
+
+    def predicted(self) -> np.ndarray:
+        return self.box + self.velocity * (self.age + 1)
+
+
+class IoUTracker:
+    """``update(boxes (N, 4)) -> track ids (N,)`` once per keyframe, in time order."""
+
+    def __init__(self, iou_threshold: float = 0.2, max_age: int = 2, velocity_smoothing: float = 0.5,
+                 use_motion: bool = True):
+        self.use_motion = use_motion
+        self.iou_threshold = iou_threshold
+        self.max_age = max_age
+        self.smoothing = velocity_smoothing
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(self, boxes: np.ndarray) -> np.ndarray:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        ids = np.zeros(len(boxes), dtype=np.int64)
+        matched_tracks: set[int] = set()
+        if self.tracks and len(boxes):
+            predicted = np.stack([t.predicted() if self.use_motion else t.box for t in self.tracks])
+            iou = iou_matrix(predicted, boxes)
+            rows, cols = linear_sum_assignment(1.0 - iou)
+            for r, c in zip(rows, cols):
+                if iou[r, c] < self.iou_threshold:
+                    continue
+                track = self.tracks[r]
+                step = (boxes[c] - track.box) / (track.age + 1)
+                track.velocity = self.smoothing * track.velocity + (1 - self.smoothing) * step if track.hits > 1 else step
+                track.box, track.age, track.hits = boxes[c], 0, track.hits + 1
+                ids[c] = track.track_id
+                matched_tracks.add(r)
+        for index, track in enumerate(self.tracks):
+            if index not in matched_tracks:
+                track.age += 1
+        self.tracks = [t for t in self.tracks if t.age <= self.max_age]
+        for c in np.flatnonzero(ids == 0):
+            self.tracks.append(Track(self._next_id, boxes[c]))
+            ids[c] = self._next_id
+            self._next_id += 1
+        return ids
+
+
+def track_sequence(frames: list[np.ndarray], **kwargs) -> list[np.ndarray]:
+    """Track ids for a list of per-keyframe box arrays."""
+    tracker = IoUTracker(**kwargs)
+    return [tracker.update(boxes) for boxes in frames]
