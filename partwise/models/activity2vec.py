@@ -155,67 +155,11 @@ class Activity2Vec(nn.Module):
         return out
 
 
-# --- HAKE checkpoint adapter -----------------------------------------------------------------------------------
+def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = True):
+    """Load a HAKE checkpoint (``{"model_state_dict": ...}`` or the bare state dict) through the checkpoint adapter
+    (source ``hake_activity2vec``: ``resnet50.*`` -> ``backbone.*``; HAKE's duplicate registrations
+    ``image_to_head.*`` / ``resnet_layer4.*`` must hold the same tensors and are otherwise unexpected). Returns the
+    :class:`partwise.models.checkpoint.LoadReport`."""
+    from partwise.models.checkpoint import load_state_dict, state_dict_of
 
-#: HAKE registers the trunk's modules twice more under these prefixes; their tensors are the ``resnet50.*`` ones.
-HAKE_ALIASES = {
-    "image_to_head.2.": "resnet50.conv1.",
-    "image_to_head.3.": "resnet50.bn1.",
-    "image_to_head.8.": "resnet50.layer1.",
-    "image_to_head.9.": "resnet50.layer2.",
-    "image_to_head.10.": "resnet50.layer3.",
-    "resnet_layer4.": "resnet50.layer4.",
-}
-#: foreign prefix -> partwise prefix (heads keep their names).
-HAKE_PREFIX_MAP = {"resnet50.": "backbone."}
-
-
-def map_hake_state_dict(state_dict: dict) -> tuple[dict, dict]:
-    """Map a HAKE Activity2Vec ``model_state_dict`` to partwise names.
-
-    Returns ``(mapped, notes)``; ``notes["aliases_checked"]`` counts alias keys verified identical to their
-    ``resnet50.*`` source, ``notes["alias_conflicts"]`` lists alias keys whose tensor differs (the original would
-    have used the aliased module; partwise keeps ``resnet50.*`` and reports them) and ``notes["unexpected"]`` keys
-    not in the known layout.
-    """
-    mapped, conflicts, checked, unexpected = {}, [], 0, []
-    for key, value in state_dict.items():
-        alias = next((a for a in HAKE_ALIASES if key.startswith(a)), None)
-        if alias is not None:
-            source = HAKE_ALIASES[alias] + key[len(alias):]
-            if source in state_dict and torch.equal(state_dict[source], value):
-                checked += 1
-            else:
-                conflicts.append(key)
-            continue
-        prefix = next((p for p in HAKE_PREFIX_MAP if key.startswith(p)), None)
-        if prefix is not None:
-            mapped[HAKE_PREFIX_MAP[prefix] + key[len(prefix):]] = value
-        elif key.split(".")[0] in ("fc7_parts", "part_cls_scores", "verb_cls_scores", "pool2_flat_pose_maps"):
-            mapped[key] = value
-        else:
-            unexpected.append(key)
-    return mapped, {"aliases_checked": checked, "alias_conflicts": conflicts, "unexpected": unexpected}
-
-
-def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = True) -> dict:
-    """Load a HAKE checkpoint dict (``{"model_state_dict": ...}`` or the state dict itself) into ``model``.
-
-    Returns ``{"missing", "unexpected", "mismatched", "alias_conflicts", "aliases_checked"}``; with ``strict``,
-    anything in the first four raises ``ValueError``.
-    """
-    state_dict = checkpoint.get("model_state_dict", checkpoint)
-    mapped, notes = map_hake_state_dict(state_dict)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(mapped))
-    unexpected = sorted(set(mapped) - set(own)) + notes["unexpected"]
-    mismatched = [(k, tuple(own[k].shape), tuple(v.shape)) for k, v in mapped.items()
-                  if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched,
-              "alias_conflicts": notes["alias_conflicts"], "aliases_checked": notes["aliases_checked"]}
-    if strict and (missing or unexpected or mismatched or notes["alias_conflicts"]):
-        raise ValueError(f"HAKE Activity2Vec checkpoint does not match: "
-                         f"{ {k: v for k, v in report.items() if k != 'aliases_checked' and v} }")
-    bad = {k for k, _, _ in mismatched}
-    model.load_state_dict({k: v for k, v in mapped.items() if k in own and k not in bad}, strict=False)
-    return report
+    return load_state_dict(model, state_dict_of(checkpoint), "hake_activity2vec", strict=strict)

@@ -243,24 +243,12 @@ def config_from_openai_state_dict(state_dict: dict) -> ClipConfig:
     return ClipConfig(embed_dim, VisionConfig(grid * patch, patch, width, layers, 64), text)
 
 
-_OPENAI_IGNORED = ("input_resolution", "context_length", "vocab_size")
+def load_openai_state_dict(model: CLIP, state_dict: dict, strict: bool = True):
+    """Load an OpenAI-layout CLIP state dict through the checkpoint adapter (source ``openai_clip``); returns its
+    :class:`partwise.models.checkpoint.LoadReport` (strict: any missing/unexpected/mis-shaped key raises)."""
+    from partwise.models.checkpoint import load_state_dict
 
-
-def load_openai_state_dict(model: CLIP, state_dict: dict, strict: bool = True) -> dict:
-    """Load an OpenAI-layout CLIP state dict. Returns ``{"missing": [...], "unexpected": [...], "mismatched":
-    [(key, expected_shape, got_shape)]}``; with ``strict`` any of them raises ``ValueError`` listing them."""
-    state_dict = {k: v for k, v in state_dict.items() if k not in _OPENAI_IGNORED}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = [(k, tuple(own[k].shape), tuple(v.shape)) for k, v in state_dict.items()
-                  if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
-    if strict and (missing or unexpected or mismatched):
-        raise ValueError(f"CLIP state dict does not match: {report}")
-    model.load_state_dict({k: v for k, v in state_dict.items() if k in own and (k, tuple(own[k].shape), tuple(v.shape)) not in mismatched},
-                          strict=False)
-    return report
+    return load_state_dict(model, state_dict, "openai_clip", strict=strict)
 
 
 #: CLIP-Activity2Vec heads and their output sizes (hake.md §4): verbs over 157, PaSta parts over the 93 list.
@@ -274,20 +262,37 @@ def mlp_head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
                          nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
 
 
+@dataclass
+class ClipActivity2VecConfig:
+    clip: ClipConfig = field(default_factory=lambda: ClipConfig(512, VisionConfig(), None))
+    hidden: int = 512
+    freeze_backbone: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ClipActivity2VecConfig":
+        values = dict(values)
+        if isinstance(values.get("clip"), dict):
+            values["clip"] = ClipConfig.from_dict(values["clip"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 class ClipActivity2Vec(nn.Module):
     """Frozen CLIP image tower + eight MLP heads. ``forward(images (B,3,224,224) normalized)`` returns a dict of
     logits: ``verb`` (B,157), ``foot``..``head`` (B, n_part), ``pasta_binary`` (B,6), and ``pasta`` (B,93), the six part
     heads concatenated in the order of the 93 list."""
 
-    def __init__(self, clip_config: ClipConfig | None = None, hidden: int = 512, freeze_backbone: bool = True):
+    def __init__(self, config: ClipActivity2VecConfig | None = None):
         super().__init__()
-        clip_config = clip_config or clip_vit_b16_config()
-        self.config = clip_config
+        self.config = config = config or ClipActivity2VecConfig()
+        clip_config = config.clip
         self.visual = VisionTransformer(clip_config.vision, clip_config.embed_dim)
-        self.heads = nn.ModuleDict({name: mlp_head(clip_config.embed_dim, hidden, size)
+        self.heads = nn.ModuleDict({name: mlp_head(clip_config.embed_dim, config.hidden, size)
                                     for name, size in CLIP_A2V_HEADS.items()})
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
+        self.freeze_backbone = config.freeze_backbone
+        if self.freeze_backbone:
             self.visual.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "ClipActivity2Vec":
@@ -313,24 +318,23 @@ class ClipActivity2Vec(nn.Module):
         each person crop is resized to the tower's input size (bilinear) and classified like an image."""
         from partwise.ops.roi_align import roi_align
 
-        size = self.config.vision.image_size
+        size = self.config.clip.vision.image_size
         crops = roi_align(images, boxes.to(images.dtype), output_size=(size, size), spatial_scale=1.0,
                           sampling_ratio=1, aligned=True)
         return self.forward(crops)
 
 
-def load_clip_backbone_into(model: ClipActivity2Vec, openai_state_dict: dict, strict: bool = True) -> dict:
-    """Load the ``visual.*`` part of an OpenAI CLIP state dict into a CLIP-Activity2Vec; the text tower's keys are
-    expected and ignored. Returns the key report (as :func:`load_openai_state_dict`)."""
-    visual = {k[len("visual."):]: v for k, v in openai_state_dict.items() if k.startswith("visual.")}
-    own = model.visual.state_dict()
-    missing = sorted(set(own) - set(visual))
-    unexpected = sorted(set(visual) - set(own))
-    mismatched = [(k, tuple(own[k].shape), tuple(v.shape)) for k, v in visual.items()
-                  if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    report = {"missing": ["visual." + k for k in missing], "unexpected": ["visual." + k for k in unexpected],
-              "mismatched": [("visual." + k, a, b) for k, a, b in mismatched]}
-    if strict and (missing or unexpected or mismatched):
-        raise ValueError(f"CLIP visual state dict does not match: {report}")
-    model.visual.load_state_dict(visual, strict=strict)
+def load_clip_backbone_into(model: ClipActivity2Vec, openai_state_dict: dict, strict: bool = True):
+    """Load the ``visual.*`` part of an OpenAI CLIP state dict into a CLIP-Activity2Vec (the text tower's keys are
+    ignored, the heads stay as they are). Strict: every ``visual.*`` parameter must be present with its shape."""
+    from partwise.models.checkpoint import load_state_dict
+
+    visual = {k: v for k, v in openai_state_dict.items() if k.startswith("visual.")}
+    report = load_state_dict(model, visual, "openai_clip", strict=False, dry_run=True)
+    backbone_missing = [k for k in report.missing if k.startswith("visual.")]
+    if strict and (backbone_missing or report.unexpected or report.mismatched):
+        raise ValueError(f"CLIP visual weights do not match: missing {backbone_missing[:5]}, unexpected "
+                         f"{report.unexpected[:5]}, mis-shaped {report.mismatched[:5]}")
+    load_state_dict(model, visual, "openai_clip", strict=False)
+    report.missing = backbone_missing
     return report

@@ -199,6 +199,10 @@ class TINConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "TINConfig":
+        return cls(**values)
+
 
 class InstanceAttention(nn.Module):
     """iCAN instance-centric attention: context feature (N, 1024) of one instance over the whole head map."""

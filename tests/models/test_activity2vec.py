@@ -1,4 +1,3 @@
-import io
 import json
 from pathlib import Path
 
@@ -7,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from partwise.errors import InputError
+from partwise.models.checkpoint import detect_source, load_model, save_model
 from partwise.models.activity2vec import (
     Activity2Vec,
     Activity2VecConfig,
@@ -68,9 +69,10 @@ def test_parameter_count_equals_original():
 def test_hake_checkpoint_loads_exactly_and_round_trips(tmp_path):
     state = hake_state_dict()
     model = Activity2Vec().eval()
-    report = load_hake_checkpoint(model, {"model_state_dict": state, "iters": 5})
-    assert report["missing"] == [] and report["unexpected"] == [] and report["mismatched"] == []
-    assert report["alias_conflicts"] == [] and report["aliases_checked"] == 258 + 60
+    checkpoint = {"model_state_dict": state, "iters": 5}
+    assert detect_source(checkpoint) == "hake_activity2vec"
+    report = load_hake_checkpoint(model, checkpoint)
+    assert report.ok and len(report.mapped) == len(state)  # the 318 alias keys map onto the resnet50.* ones
     for key in ("backbone.layer3.5.conv2.weight", "backbone.bn1.running_var", "fc7_parts.2.0.weight", "verb_cls_scores.bias"):
         src = key.replace("backbone.", "resnet50.")
         assert torch.equal(model.state_dict()[key], state[src])
@@ -78,11 +80,9 @@ def test_hake_checkpoint_loads_exactly_and_round_trips(tmp_path):
     with torch.no_grad():
         out = model(image, human, parts, skeletons)
     assert out["p_pasta"].shape == (2, 93) and out["p_verb"].shape == (2, 157) and out["f_pasta"].shape == (2, 3072 + 768)
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    buffer.seek(0)
-    again = Activity2Vec().eval()
-    again.load_state_dict(torch.load(buffer, weights_only=True))
+    save_model(model, tmp_path / "a2v.pt")
+    again = load_model(tmp_path / "a2v.pt")
+    assert isinstance(again, Activity2Vec)
     with torch.no_grad():
         out2 = again(image, human, parts, skeletons)
     for key in out:
@@ -93,11 +93,11 @@ def test_alias_conflict_and_unknown_keys_are_reported():
     state = hake_state_dict()
     state["resnet_layer4.0.conv1.weight"] = state["resnet_layer4.0.conv1.weight"] + 1
     state["object_branch.weight"] = torch.zeros(3)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         load_hake_checkpoint(Activity2Vec(), state)
     report = load_hake_checkpoint(Activity2Vec(), state, strict=False)
-    assert report["alias_conflicts"] == ["resnet_layer4.0.conv1.weight"]
-    assert report["unexpected"] == ["object_branch.weight"]
+    assert sorted(report.unexpected) == ["object_branch.weight", "resnet_layer4.0.conv1.weight"]
+    assert report.missing == [] and report.mismatched == []
 
 
 def test_forward_backward_training_mode():

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from partwise.errors import InputError
+from partwise.models.checkpoint import detect_source, load_model, save_model
 from partwise.models.clip import (
     CLIP,
     CLIP_A2V_HEADS,
     ClipActivity2Vec,
+    ClipActivity2VecConfig,
     ClipConfig,
     TextConfig,
     VisionConfig,
@@ -34,8 +37,9 @@ def tiny(request):
 def test_tiny_clip_reproduces_open_clip(tiny):
     meta, state, io, config = tiny
     model = CLIP(config).eval()
+    assert detect_source(state) == "openai_clip"
     report = load_openai_state_dict(model, state)
-    assert report == {"missing": [], "unexpected": [], "mismatched": []}
+    assert report.ok and len(report.mapped) == len(meta["keys"])
     assert sorted(model.state_dict()) == sorted(meta["keys"])
     with torch.no_grad():
         image = model.encode_image(torch.from_numpy(io["image"]))
@@ -58,11 +62,14 @@ def test_strict_load_reports_bad_keys(tiny):
     bad.pop("visual.proj")
     bad["visual.extra"] = torch.zeros(1)
     bad["ln_final.weight"] = torch.zeros(3)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         load_openai_state_dict(CLIP(config), bad)
     report = load_openai_state_dict(CLIP(config), bad, strict=False)
-    assert report["missing"] == ["visual.proj"] and report["unexpected"] == ["visual.extra"]
-    assert report["mismatched"] == [("ln_final.weight", (64,), (3,))]
+    assert report.missing == ["visual.proj"] and report.unexpected == ["visual.extra"]
+    assert report.mismatched == [("ln_final.weight", (3,), (64,))]
+    # OpenAI's non-parameter entries are dropped, not reported
+    extra = dict(state, input_resolution=torch.tensor(64), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
+    assert load_openai_state_dict(CLIP(config), extra).ok
 
 
 def _count(module):
@@ -90,9 +97,9 @@ def test_parameter_counts_of_published_architectures():
 
 def test_clip_a2v_heads_forward_backward(tiny):
     meta, state, io, config = tiny
-    model = ClipActivity2Vec(ClipConfig(config.embed_dim, config.vision, None), hidden=16)
+    model = ClipActivity2Vec(ClipActivity2VecConfig(ClipConfig(config.embed_dim, config.vision, None), hidden=16))
     report = load_clip_backbone_into(model, {k: v for k, v in state.items()})
-    assert report["missing"] == [] and report["mismatched"] == []
+    assert report.missing == [] and report.mismatched == [] and report.unexpected == []
     out = model(torch.from_numpy(io["image"]))
     assert {k: tuple(v.shape) for k, v in out.items()} == {**{k: (2, n) for k, n in CLIP_A2V_HEADS.items()}, "pasta": (2, 93)}
     loss = sum(v.sum() for k, v in out.items() if k != "pasta")
@@ -104,3 +111,16 @@ def test_clip_a2v_heads_forward_backward(tiny):
     load_openai_state_dict(plain, state)
     with torch.no_grad():
         np.testing.assert_allclose(model.features(torch.from_numpy(io["image"])).numpy(), io["image_features"], rtol=1e-4, atol=1e-5)
+
+
+def test_partwise_checkpoint_round_trip(tiny, tmp_path):
+    meta, state, io, config = tiny
+    for model in (CLIP(config), ClipActivity2Vec(ClipActivity2VecConfig(ClipConfig(32, config.vision, None), hidden=16))):
+        model.eval()
+        path = tmp_path / "m.pt"
+        save_model(model, path)
+        again = load_model(path)
+        with torch.no_grad():
+            a = model.encode_image(torch.from_numpy(io["image"])) if isinstance(model, CLIP) else model(torch.from_numpy(io["image"]))["pasta"]
+            b = again.encode_image(torch.from_numpy(io["image"])) if isinstance(again, CLIP) else again(torch.from_numpy(io["image"]))["pasta"]
+        assert type(again) is type(model) and torch.equal(a, b)

@@ -71,3 +71,16 @@ def test_head_parameter_count_of_the_original():
     assert total - sum(p.numel() for p in backbone.parameters()) == heads
     assert sum(backbone.out_channels) == 2304
     assert sum(1 for m in backbone.modules() if type(m).__name__ == "NonLocal3d") == 3
+
+
+def test_partwise_checkpoint_round_trip(tmp_path):
+    from partwise.models.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    model = STActivity2Vec(small_config()).eval()
+    save_model(model, tmp_path / "st.pt")
+    again = load_model(tmp_path / "st.pt")
+    clips, rois = torch.randn(1, 3, 16, 64, 64), torch.tensor([[0, 4.0, 4.0, 40.0, 60.0]])
+    with torch.no_grad():
+        a, b = model(clips, rois), again(clips, rois)
+    assert all(torch.equal(a[k], b[k]) for k in a)

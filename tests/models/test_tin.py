@@ -127,3 +127,19 @@ def test_part_level_variant():
     assert torch.allclose(out["part_max_binary"], torch.sigmoid(out["part_binary_logits"].max(dim=1).values))
     loss = tin_loss(out, torch.zeros(1, 600), torch.tensor([[1.0, 0.0]]), num_positive=1)
     assert torch.isfinite(loss)
+
+
+def test_partwise_checkpoint_round_trip(tmp_path):
+    from partwise.models.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    model = TIN(TINConfig(part_level=True)).eval()
+    save_model(model, tmp_path / "tin.pt")
+    again = load_model(tmp_path / "tin.pt")
+    assert again.config == model.config
+    image = torch.randn(1, 3, 64, 64)
+    human, obj = torch.tensor([[0, 4.0, 4.0, 60.0, 60.0]]), torch.tensor([[0, 30.0, 30.0, 60.0, 60.0]])
+    patterns = torch.from_numpy(interaction_pattern([4, 4, 60, 60], [30, 30, 60, 60])[None])
+    with torch.no_grad():
+        a, b = model(image, human, obj, patterns), again(image, human, obj, patterns)
+    assert all(torch.equal(a[k], b[k]) for k in a)

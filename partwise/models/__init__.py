@@ -1,0 +1,72 @@
+"""Model constructors: ``MODELS`` maps a name to a plain function returning an ``nn.Module``.
+
+``create_model(name, **kwargs)`` calls it. AVA detectors (``ava_detector.py``) take the detector-config fields as
+keyword overrides, e.g. ``create_model("slowonly_r50_8x8", context=True, temporal_pool="max", mlp_head=True,
+focal_gamma=1.0)`` is the mmaction2 "tricks" setting.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Callable
+
+from torch import nn
+
+from partwise.models.ava_detector import AVADetector, AVADetectorConfig
+from partwise.models.resnet3d import ResNet3dConfig, SlowFastConfig
+
+#: mmaction2 ``non_local`` flags of the SlowOnly R50-NL AVA configs (res3 blocks 0, 2; res4 blocks 0, 2, 4).
+R50_NON_LOCAL = ((0, 0, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 0, 0))
+#: ST-Activity2Vec (PySlowFast R101): non-local after res4 blocks 6, 13 and 20 of the slow pathway.
+R101_RES4_NON_LOCAL = ((0,) * 3, (0,) * 4, tuple(int(i in (6, 13, 20)) for i in range(23)), (0,) * 3)
+
+
+def _detector(backbone_type: str, backbone, clip_len: int, frame_interval: int, overrides: dict) -> AVADetector:
+    known = {f.name for f in fields(AVADetectorConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown detector option(s): {', '.join(unknown)}")
+    cfg = AVADetectorConfig(backbone_type=backbone_type, backbone=backbone, clip_len=clip_len,
+                            frame_interval=frame_interval)
+    return AVADetector(replace(cfg, **overrides))
+
+
+def _slowonly(depth: int, clip_len: int, frame_interval: int, non_local=(0, 0, 0, 0)) -> Callable[..., nn.Module]:
+    def build(base_channels: int = 64, **overrides) -> AVADetector:
+        backbone = ResNet3dConfig(depth=depth, base_channels=base_channels, non_local=non_local)
+        return _detector("slowonly", backbone, clip_len, frame_interval, overrides)
+
+    build.__doc__ = (f"AVA detector on mmaction2 SlowOnly R{depth}{'-NL' if any(non_local) else ''} "
+                     f"{clip_len}x{frame_interval} (output stride 16).")
+    return build
+
+
+def _slowfast(depth: int, rate: int, speed: int, fusion_kernel: int) -> Callable[..., nn.Module]:
+    def build(base_channels: int = 64, non_local: bool = False, **overrides) -> AVADetector:
+        backbone = SlowFastConfig(depth=depth, resample_rate=rate, speed_ratio=speed, fusion_kernel=fusion_kernel,
+                                  base_channels=base_channels,
+                                  slow_non_local=R101_RES4_NON_LOCAL if non_local else (0, 0, 0, 0))
+        # Both SlowFast AVA configs sample 32 frames every 2nd frame; "4x16" / "8x8" name the slow path.
+        return _detector("slowfast", backbone, 32, 2, overrides)
+
+    build.__doc__ = f"AVA detector on mmaction2 SlowFast R{depth} (32 frames, slow T={32 // rate}, alpha={speed})."
+    return build
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "slowonly_r50_4x16": _slowonly(50, 4, 16),
+    "slowonly_r50_8x8": _slowonly(50, 8, 8),
+    "slowonly_r50_16x4": _slowonly(50, 16, 4),
+    "slowonly_r50_nl_4x16": _slowonly(50, 4, 16, R50_NON_LOCAL),
+    "slowonly_r50_nl_8x8": _slowonly(50, 8, 8, R50_NON_LOCAL),
+    "slowonly_r101_8x8": _slowonly(101, 8, 8),
+    "slowfast_r50_4x16": _slowfast(50, 8, 8, 5),
+    "slowfast_r50_8x8": _slowfast(50, 4, 4, 7),
+    "slowfast_r101_8x8": _slowfast(101, 4, 4, 7),
+}
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build ``MODELS[name](**kwargs)``; unknown names raise ``KeyError`` listing the known ones."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    return MODELS[name](**kwargs)

@@ -1,0 +1,92 @@
+"""``partwise models list`` and ``partwise models inspect CKPT``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from partwise.models import MODELS
+from partwise.models.checkpoint import (detect_source, load_state_dict, mmaction2_detector_config,
+                                        parameter_count, read_checkpoint, state_dict_of)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("models", help="list model constructors, inspect checkpoints")
+    sub = parser.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+    p_list = sub.add_parser("list", help="model constructors with their parameter counts")
+    p_list.add_argument("--json", action="store_true", help="print JSON")
+    p_list.set_defaults(func=run_list)
+    p_inspect = sub.add_parser("inspect", help="source, keys, shapes and mapping report of a checkpoint")
+    p_inspect.add_argument("checkpoint")
+    p_inspect.add_argument("--keys", action="store_true", help="list every key with its shape")
+    p_inspect.add_argument("--json", action="store_true", help="print JSON")
+    p_inspect.set_defaults(func=run_inspect)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def model_parameter_counts() -> dict[str, int]:
+    """Parameters of each constructor's default model, counted on the meta device (no memory, no init cost)."""
+    counts = {}
+    for name, build in MODELS.items():
+        with torch.device("meta"):
+            counts[name] = parameter_count(build())
+    return counts
+
+
+def run_list(args: argparse.Namespace) -> int:
+    counts = model_parameter_counts()
+    if args.json:
+        print(json.dumps(counts, indent=1))
+        return 0
+    width = max(map(len, counts))
+    for name, count in counts.items():
+        doc = (MODELS[name].__doc__ or "").strip().splitlines()[0] if MODELS[name].__doc__ else ""
+        print(f"{name:<{width}}  {count:>12,}  {doc}")
+    return 0
+
+
+def inspect_checkpoint(path: str) -> dict:
+    """Summary of a checkpoint: source, keys with shapes, parameter count, and the mapping report when the
+    source is known (the model the weights fit is inferred from them, then the keys are mapped onto it)."""
+    ckpt = read_checkpoint(path)
+    source = detect_source(ckpt)
+    state = state_dict_of(ckpt)
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    info = {"path": str(path), "source": source, "num_keys": len(tensors),
+            "parameters": parameter_count(tensors),
+            "shapes": {k: list(v.shape) for k, v in tensors.items()}}
+    if source == "mmaction2":
+        from partwise.models.ava_detector import AVADetector
+        cfg = mmaction2_detector_config(tensors)
+        with torch.device("meta"):
+            model = AVADetector(cfg)
+        report = load_state_dict(model, tensors, "mmaction2", strict=False, path=path, dry_run=True)
+        info["model"] = {"family": "ava_detector", "backbone_type": cfg.backbone_type,
+                         "depth": cfg.backbone.depth, "base_channels": cfg.backbone.base_channels,
+                         "context": cfg.context, "mlp_head": cfg.mlp_head}
+        info["report"] = report.format()
+        info["ok"] = report.ok
+    elif source == "partwise":
+        info["family"] = ckpt.get("family")
+        info["config"] = ckpt.get("config")
+    return info
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    info = inspect_checkpoint(args.checkpoint)
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+        return 0
+    print(f"checkpoint: {info['path']}")
+    print(f"source: {info['source']}")
+    print(f"keys: {info['num_keys']}  parameters: {info['parameters']:,}")
+    if "model" in info:
+        print("model: " + ", ".join(f"{k}={v}" for k, v in info["model"].items()))
+        print(info["report"])
+    if "family" in info:
+        print(f"family: {info['family']}")
+    if args.keys:
+        for key, shape in info["shapes"].items():
+            print(f"  {key}  {shape}")
+    return 0
