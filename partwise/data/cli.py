@@ -1,0 +1,273 @@
+"""``partwise data ...``: ingest annotations into a Parquet store, query it with SQL, validate and convert formats,
+extract video frames.
+
+Output contract of ``partwise data query DIR SQL --json`` (other tools parse it): one JSON object per result row on
+stdout and nothing else (ASCII, non-ASCII characters escaped); lists are JSON arrays, structs objects, NULL, NaN and
+infinities ``null``, timestamps ISO 8601 strings, bytes base64 strings, maps lists of ``[key, value]`` pairs.
+Column names must be unique for ``--json`` (rename with ``AS``). Errors go to stderr as one line
+``partwise: error: ...`` with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import decimal
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+from partwise.data import formats
+from partwise.errors import ConfigError, InputError, PartwiseError
+
+_FORMAT_HELP = "one of: " + ", ".join(formats.FORMATS)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="ingest, query, validate and convert datasets; extract frames",
+                                   description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="data_command", metavar="COMMAND")
+
+    p = commands.add_parser("ingest", help="read an annotation source into a Parquet store (adds to or replaces "
+                                           "the source in an existing store)")
+    p.add_argument("format", metavar="FORMAT", help=_FORMAT_HELP)
+    p.add_argument("path", metavar="PATH", help="annotation folder or file as the dataset distributes it")
+    p.add_argument("--out", required=True, metavar="DIR", help="store directory (created if absent)")
+    p.add_argument("--split", metavar="S", help="split name for files whose name does not say it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = commands.add_parser("stats", help="counts per dataset/split, per part state, per action; long tail")
+    p.add_argument("store", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="one JSON object {table: [rows...]} instead of tables")
+    p.set_defaults(func=cmd_stats)
+
+    p = commands.add_parser("query", help="run SQL over the views persons, pasta_labels, action_labels",
+                            description="Run DuckDB SQL over the store's views persons, pasta_labels, action_labels "
+                                        "and the table vocabularies.")
+    p.add_argument("store", metavar="DIR")
+    p.add_argument("sql", metavar="SQL")
+    p.add_argument("--json", action="store_true", help="print one JSON object per row and nothing else")
+    p.set_defaults(func=cmd_query)
+
+    p = commands.add_parser("validate", help="list every problem of an annotation source (exit 2 if any)")
+    p.add_argument("format", metavar="FORMAT", help=_FORMAT_HELP)
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser("convert", help="read one format and write another")
+    p.add_argument("src_format", metavar="FROM", help=_FORMAT_HELP)
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("dst_format", metavar="TO", help=_FORMAT_HELP)
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--split", metavar="S")
+    p.set_defaults(func=cmd_convert)
+
+    p = commands.add_parser("frames", help="extract a video's frames as JPEG files")
+    p.add_argument("video", metavar="VIDEO")
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--fps", type=float, metavar="F", help="frames per second to keep (default: every frame)")
+    p.add_argument("--start", type=float, metavar="S", help="start time in seconds")
+    p.add_argument("--end", type=float, metavar="E", help="end time in seconds")
+    p.add_argument("--template", default="img_{:05d}.jpg", help="file name template (default: %(default)s)")
+    p.add_argument("--start-index", type=int, default=1, metavar="N", help="number of the first file (default: 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_frames)
+
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+# --------------------------------------------------------------------------------------------------------- commands
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from partwise.data import store
+
+    entry = store.ingest(args.format, args.path, args.out, split=args.split, progress=not args.no_progress)
+    manifest = store.read_manifest(args.out)
+    total = sum(s["rows"] for s in manifest["sources"])
+    print(f"ingested {entry['rows']:,} persons ({_names(entry['datasets'])}; splits {_names(entry['splits'])}) "
+          f"from {args.path} into {args.out} (store: {len(manifest['sources'])} sources, {total:,} persons)")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from partwise.data import store
+
+    tables = store.stats(args.store)
+    if args.json:
+        print(json.dumps({name: [_json_safe(row) for row in table.to_pylist()] for name, table in tables.items()}))
+        return 0
+    titles = {
+        "splits": "persons, keyframes and videos per dataset and split",
+        "pasta": "persons per part state",
+        "actions": "persons per action",
+        "tail_summary": "long tail: classes with fewer than 10 / 100 examples",
+        "long_tail": "long tail: classes by examples, with cumulative share",
+    }
+    sections = [f"{title}\n{format_table(tables[name])}" for name, title in titles.items()]
+    print("\n\n".join(sections))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from partwise.data import store
+
+    batches = store.iter_query(args.store, args.sql)
+    if args.json:
+        write = sys.stdout.write
+        for batch in batches:
+            _check_unique_names(batch.schema.names)
+            for row in batch.to_pylist():
+                write(json_row(row))
+                write("\n")
+        return 0
+    batches = list(batches)
+    table = pa.Table.from_batches(batches) if batches else pa.table({})
+    print(format_table(table))
+    print(f"({table.num_rows:,} row{'s' if table.num_rows != 1 else ''})")
+    return 0
+
+
+def _check_unique_names(names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"query: repeated column name(s) {', '.join(repeated)}; rename them with AS for --json")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from partwise.data.store import load_format
+
+    module = load_format(args.format)
+    if not Path(args.path).exists():
+        raise InputError(args.path, None, "no such file or directory")
+    problems = module.validate(args.path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"partwise: {len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.path}", file=sys.stderr)
+        return 2
+    print(f"OK: {args.path} is valid {args.format}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from partwise.data.store import load_format, read_source
+
+    target = load_format(args.dst_format)
+    if not hasattr(target, "write_records"):
+        raise ConfigError(f"format {args.dst_format!r} cannot be written")
+    table = read_source(args.src_format, args.path, split=args.split)
+    try:
+        target.write_records(table, args.out)
+    except PartwiseError:
+        raise
+    except (NotImplementedError, ValueError, KeyError) as exc:
+        reason = exc.args[0] if exc.args else type(exc).__name__
+        raise ConfigError(f"cannot write {args.dst_format} from {args.src_format} records: {reason}") from None
+    print(f"converted {table.num_rows:,} persons from {args.src_format} {args.path} to {args.dst_format} {args.out}")
+    return 0
+
+
+def cmd_frames(args: argparse.Namespace) -> int:
+    try:
+        from partwise.data.video import extract_frames
+    except ModuleNotFoundError as exc:
+        if exc.name == "partwise.data.video":
+            raise ConfigError("frame extraction (partwise.data.video) is not available in this installation") from None
+        raise
+    if not Path(args.video).is_file():
+        raise InputError(args.video, None, "no such video file")
+    if args.fps is not None and not args.fps > 0:
+        raise ConfigError(f"--fps must be positive, got {args.fps}")
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ConfigError(f"--end ({args.end}) must be after --start ({args.start})")
+    try:
+        args.template.format(args.start_index)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ConfigError(f"--template {args.template!r}: not a format string with one number field ({exc})") from None
+    options = {"overwrite": True} if args.overwrite else {}
+    count = extract_frames(args.video, args.out, fps=args.fps, start=args.start, end=args.end,
+                           name_template=args.template, start_index=args.start_index,
+                           progress=not args.no_progress, **options)
+    print(f"wrote {count:,} frames to {args.out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------- output
+
+def json_row(row: dict) -> str:
+    """One result row as a JSON object: NaN/inf -> null, dates ISO strings, bytes base64 (see the module docstring)."""
+    try:
+        return json.dumps(row, allow_nan=False, default=_json_default)
+    except ValueError:  # a NaN or infinity somewhere: rare, so only then walk the row
+        return json.dumps(_json_safe(row), allow_nan=False, default=_json_default)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, decimal.Decimal):
+        return _json_safe(float(value))
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
+def format_table(table: pa.Table, max_width: int = 60) -> str:
+    """A pyarrow table as aligned text: header, rule, one line per row; numbers right-aligned, long cells cut."""
+    if table.num_columns == 0:
+        return "(no columns)"
+    names = table.column_names
+    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in table.schema.types]
+    rows = [[_cell(v, max_width) for v in row.values()] for row in _rows(table)]
+    widths = [max([len(n), *(len(r[k]) for r in rows)]) for k, n in enumerate(names)]
+
+    def line(cells: Iterable[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w)
+                         for c, w, num in zip(cells, widths, numeric)).rstrip()
+
+    return "\n".join([line(names), line("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def _rows(table: pa.Table) -> Iterable[dict]:
+    # positional values: a result may repeat a column name
+    columns = [table.column(k).to_pylist() for k in range(table.num_columns)]
+    for values in zip(*columns):
+        yield dict(enumerate(values))
+
+
+def _cell(value: Any, max_width: int) -> str:
+    if value is None:
+        text = "NULL"
+    elif isinstance(value, float):
+        text = "NaN" if math.isnan(value) else f"{value:.6g}"
+    elif isinstance(value, (list, dict, tuple)):
+        text = json.dumps(_json_safe(value), default=_json_default, ensure_ascii=False)
+    else:
+        text = str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= max_width else text[: max_width - 3] + "..."
+
+
+def _names(values: list) -> str:
+    return ", ".join(str(v) for v in values) if values else "none"
