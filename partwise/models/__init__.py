@@ -52,7 +52,56 @@ def _slowfast(depth: int, rate: int, speed: int, fusion_kernel: int) -> Callable
     return build
 
 
+def _activity2vec(**overrides) -> nn.Module:
+    """Activity2Vec pasta_res50 (HAKE): 93 PaSta, 157 verbs, activity vector with the shipped MiniLM matrix."""
+    from partwise.models.activity2vec import Activity2Vec, Activity2VecConfig, load_language_matrix
+
+    return Activity2Vec(Activity2VecConfig(**overrides), load_language_matrix())
+
+
+def _clip(patch: int) -> Callable[..., nn.Module]:
+    def build() -> nn.Module:
+        from partwise.models.clip import CLIP, clip_vit_b16_config, clip_vit_b32_config
+
+        return CLIP(clip_vit_b16_config() if patch == 16 else clip_vit_b32_config())
+
+    build.__doc__ = f"OpenAI CLIP ViT-B/{patch} (image and text towers, OpenAI state-dict layout)."
+    return build
+
+
+def _clip_activity2vec(hidden: int = 512, freeze_backbone: bool = True) -> nn.Module:
+    """CLIP-Activity2Vec: frozen CLIP ViT-B/16 image tower + 8 MLP heads (157 verbs, 6 PaSta parts, part activity)."""
+    from partwise.models.clip import ClipActivity2Vec, ClipActivity2VecConfig
+
+    return ClipActivity2Vec(ClipActivity2VecConfig(hidden=hidden, freeze_backbone=freeze_backbone))
+
+
+def _tin(part_level: bool) -> Callable[..., nn.Module]:
+    def build(**overrides) -> nn.Module:
+        from partwise.models.tin import TIN, TINConfig
+
+        return TIN(TINConfig(part_level=part_level, **overrides))
+
+    build.__doc__ = ("TIN++ with part-level interactiveness (10 HAKE parts)." if part_level else
+                     "TIN (ResNet-50): iCAN-style HOI classifier + interactiveness discriminator, NIS/LIS.")
+    return build
+
+
+def _st_activity2vec(**overrides) -> nn.Module:
+    """ST-Activity2Vec: SlowFast R101 8x8 + non-local, 87 HAKE-AVA PaSta heads, PaSta-gated 80 AVA actions."""
+    from partwise.models.st_activity2vec import STActivity2Vec, STActivity2VecConfig
+
+    return STActivity2Vec(STActivity2VecConfig(**overrides))
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
+    "activity2vec_res50": _activity2vec,
+    "clip_vit_b16": _clip(16),
+    "clip_vit_b32": _clip(32),
+    "clip_activity2vec_b16": _clip_activity2vec,
+    "tin_res50": _tin(False),
+    "tin_res50_part": _tin(True),
+    "st_activity2vec_r101": _st_activity2vec,
     "slowonly_r50_4x16": _slowonly(50, 4, 16),
     "slowonly_r50_8x8": _slowonly(50, 8, 8),
     "slowonly_r50_16x4": _slowonly(50, 16, 4),

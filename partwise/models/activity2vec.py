@@ -82,8 +82,23 @@ def crop_rois_affine(features: torch.Tensor, rois: torch.Tensor, size: int, spat
     theta[:, 1, 1] = (y2 - y1) / (height - 1)
     theta[:, 1, 2] = (y1 + y2 - height + 1) / (height - 1)
     grid = F.affine_grid(theta.to(features.dtype), [rois.shape[0], 1, size, size], align_corners=False)
-    images = features[rois[:, 0].long()]
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return sample_grids(features, rois[:, 0].long(), grid, align_corners=False)
+
+
+def sample_grids(features: torch.Tensor, batch_index: torch.Tensor, grid: torch.Tensor,
+                 align_corners: bool) -> torch.Tensor:
+    """Bilinear samples of ``features`` (B, C, H, W) at ``grid`` (K, h, w, 2) (normalized coordinates), RoI k from
+    image ``batch_index[k]`` -> (K, C, h, w). RoIs of one image are sampled in a single call with their grids stacked
+    along the height, so the feature map is never copied per RoI."""
+    count, h, w, _ = grid.shape
+    out = features.new_empty((count, features.shape[1], h, w))
+    for b in torch.unique(batch_index).tolist():
+        rows = torch.nonzero(batch_index == b).flatten()
+        stacked = grid[rows].reshape(1, len(rows) * h, w, 2)
+        sampled = F.grid_sample(features[b:b + 1], stacked, mode="bilinear", padding_mode="zeros",
+                                align_corners=align_corners)
+        out[rows] = sampled.view(features.shape[1], len(rows), h, w).transpose(0, 1)
+    return out
 
 
 def _pose_net() -> nn.Sequential:

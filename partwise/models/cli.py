@@ -67,6 +67,25 @@ def inspect_checkpoint(path: str) -> dict:
                          "context": cfg.context, "mlp_head": cfg.mlp_head}
         info["report"] = report.format()
         info["ok"] = report.ok
+    elif source in ("openai_clip", "hake_activity2vec"):
+        if source == "openai_clip":
+            from partwise.models.clip import CLIP, config_from_openai_state_dict
+            config = config_from_openai_state_dict(tensors)
+            with torch.device("meta"):
+                model = CLIP(config)
+            info["model"] = {"family": "clip", "image_size": config.vision.image_size,
+                             "patch_size": config.vision.patch_size, "width": config.vision.width,
+                             "layers": config.vision.layers, "text": config.text is not None}
+        else:
+            from partwise.models.activity2vec import Activity2Vec
+            with torch.device("meta"):
+                model = Activity2Vec()
+            info["model"] = {"family": "activity2vec"}
+        report = load_state_dict(model, tensors, source, strict=False, path=path, dry_run=True)
+        # HAKE stores the trunk three times: count the model's parameters, not the file's tensors.
+        info["parameters"] = parameter_count(model) if report.ok else info["parameters"]
+        info["report"] = report.format()
+        info["ok"] = report.ok
     elif source == "partwise":
         info["family"] = ckpt.get("family")
         info["config"] = ckpt.get("config")

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from partwise.models.activity2vec import sample_grids
 from partwise.models.pose_parts import SKELETON_GRAY, SKELETON_LIMBS, _draw_segment
 from partwise.models.resnet import resnet50
 
@@ -171,7 +172,7 @@ def crop_and_resize(features: torch.Tensor, rois: torch.Tensor, size: int, strid
     gx = 2 * xs / max(width - 1, 1) - 1
     gy = 2 * ys / max(height - 1, 1) - 1
     grid = torch.stack([gx[:, None, :].expand(-1, size, -1), gy[:, :, None].expand(-1, -1, size)], dim=-1)
-    return F.grid_sample(features[rois[:, 0].long()], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return sample_grids(features, rois[:, 0].long(), grid, align_corners=True)
 
 
 def _fc_stack(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:

@@ -145,3 +145,15 @@ def test_preprocess_is_bgr_minus_means():
     out = preprocess(image)
     assert out.shape == (1, 3, 2, 3)
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([-102.9801, -115.9465, 200 - 122.7717]))
+
+
+def test_grouped_sampling_equals_per_roi_grid_sample():
+    from partwise.models.activity2vec import sample_grids
+
+    torch.manual_seed(0)
+    features = torch.randn(3, 5, 9, 11, dtype=torch.float64)
+    batch_index = torch.tensor([2, 0, 2, 1, 0, 2])
+    grid = torch.rand(6, 4, 3, 2, dtype=torch.float64) * 2.4 - 1.2
+    for align in (False, True):
+        expected = F.grid_sample(features[batch_index], grid, mode="bilinear", padding_mode="zeros", align_corners=align)
+        assert torch.allclose(sample_grids(features, batch_index, grid, align), expected, atol=1e-12)
