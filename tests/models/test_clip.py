@@ -124,3 +124,12 @@ def test_partwise_checkpoint_round_trip(tiny, tmp_path):
             a = model.encode_image(torch.from_numpy(io["image"])) if isinstance(model, CLIP) else model(torch.from_numpy(io["image"]))["pasta"]
             b = again.encode_image(torch.from_numpy(io["image"])) if isinstance(again, CLIP) else again(torch.from_numpy(io["image"]))["pasta"]
         assert type(again) is type(model) and torch.equal(a, b)
+
+
+def test_clip_activity2vec_parameter_count():
+    # ViT-B/16 image tower + 8 heads of 512-512-512-C (hake.md §4): 8 * (2 * (512*512 + 512)) + 513 * sum(C)
+    heads = 8 * 2 * (512 * 512 + 512) + 513 * sum(CLIP_A2V_HEADS.values())
+    with torch.device("meta"):
+        model = ClipActivity2Vec()
+        visual = CLIP(ClipConfig(512, clip_vit_b16_config().vision, None)).visual
+    assert _count(model) == _count(visual) + heads == 90_526_464
