@@ -133,3 +133,15 @@ def test_clip_activity2vec_parameter_count():
         model = ClipActivity2Vec()
         visual = CLIP(ClipConfig(512, clip_vit_b16_config().vision, None)).visual
     assert _count(model) == _count(visual) + heads == 90_526_464
+
+
+def test_models_inspect_recognizes_openai_clip(capsys):
+    from pathlib import Path
+
+    from partwise.cli import main
+
+    path = Path(__file__).parent.parent / "fixtures" / "clip_vit_tiny" / "openai_format_state_dict.pth"
+    assert main(["models", "inspect", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["source"] == "openai_clip" and info["ok"] is True
+    assert info["model"]["patch_size"] == 16 and info["model"]["layers"] == 2
