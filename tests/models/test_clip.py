@@ -145,3 +145,18 @@ def test_models_inspect_recognizes_openai_clip(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["source"] == "openai_clip" and info["ok"] is True
     assert info["model"]["patch_size"] == 16 and info["model"]["layers"] == 2
+
+
+def test_instance_level_crops(tiny):
+    meta, state, io, config = tiny
+    model = ClipActivity2Vec(ClipActivity2VecConfig(ClipConfig(32, config.vision, None), hidden=16)).eval()
+    load_clip_backbone_into(model, state)
+    images = torch.from_numpy(io["image"])
+    with torch.no_grad():
+        whole = model(images)
+        # a box covering the whole 64x64 image samples every pixel centre exactly once: the same as the image
+        crops = model.forward_instances(images, torch.tensor([[1, 0.0, 0.0, 64.0, 64.0], [0, 0.0, 0.0, 64.0, 64.0]]))
+        assert torch.allclose(crops["pasta"][0], whole["pasta"][1], atol=1e-5)
+        assert torch.allclose(crops["verb"][1], whole["verb"][0], atol=1e-5)
+        person = model.forward_instances(images, torch.tensor([[0, 10.0, 5.0, 40.0, 60.0]]))
+        assert person["pasta"].shape == (1, 93) and not torch.allclose(person["pasta"][0], whole["pasta"][0])
