@@ -473,8 +473,53 @@ def _check_values(boxes, box_valid, action, action_valid, timestamp, ts_valid, v
     checks.add(bad, lambda row: f"action id {int(action[row])} not in {allowed_text}")
 
 
+def _read_typed(path: str, kind: str, valid_actions: Collection[int] | None) -> AvaCsv | None:
+    """Fast path for well-formed 8-column files: pyarrow parses typed columns directly. ``None`` whenever anything
+    is unusual (other field counts, empty or non-numeric fields, NaN, blank lines), so the full parser can report it
+    with its line number; range problems are reported here the same way."""
+    if kind not in ("gt", "det") or _first_line_fields(path) != 8:
+        return None
+    names = [f"c{k}" for k in range(8)]
+    types = {"c0": pa.dictionary(pa.int32(), pa.string()), "c1": pa.float64(), "c2": pa.float64(), "c3": pa.float64(), "c4": pa.float64(),
+             "c5": pa.float64(), "c6": pa.int64(), "c7": pa.float64() if kind == "det" else pa.int64()}
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(quote_char=False, escape_char=False, ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowException, UnicodeError):
+        return None
+    rows = table.num_rows
+    if rows == 0 or any(table.column(c).null_count for c in names):
+        return None
+    video = table.column("c0").combine_chunks()
+    if isinstance(video, pa.ChunkedArray):  # several dictionary chunks: unify them
+        video = video.unify_dictionaries().combine_chunks()
+    if pc.any(pc.equal(pc.binary_length(video.dictionary), 0)).as_py():
+        return None
+    values = {c: table.column(c).to_numpy() for c in names[1:]}
+    boxes = np.stack([values[f"c{k}"] for k in range(2, 6)], axis=1)
+    score = values["c7"] if kind == "det" else np.full(rows, np.nan)
+    if np.isnan(boxes).any() or np.isnan(values["c1"]).any() or (kind == "det" and np.isnan(score).any()):
+        return None
+    line = np.arange(1, rows + 1, dtype=np.int64)
+    checks = _Checks(path, line)
+    action = values["c6"].astype(np.int64)
+    everywhere = np.ones(rows, bool)
+    _check_values(boxes, np.ones((rows, 4), bool), action, everywhere, values["c1"], everywhere, valid_actions, checks)
+    error = checks.first()
+    if error is not None:
+        raise error
+    return AvaCsv(path=path, videos=video.dictionary.to_pylist(),
+                  video_codes=video.indices.to_numpy().astype(np.int32), timestamp=values["c1"], boxes=boxes,
+                  action=action.astype(np.int32),
+                  person_id=values["c7"].astype(np.int64) if kind == "gt" else np.full(rows, -1, np.int64),
+                  score=score, n_columns=np.full(rows, 8, np.int8), line=line, kind=kind, formats={})
+
+
 def read_csv(path: str | os.PathLike, *, kind: str = "auto", allow_keyframe_rows: bool = True,
-             valid_actions: Collection[int] | None = None) -> AvaCsv:
+             valid_actions: Collection[int] | None = None, keep_formats: bool = True) -> AvaCsv:
     """Read an AVA-style CSV (GT, detections, SlowFast box lists, AVA-Kinetics 7-column rows, 2-column keyframe
     rows) into an :class:`AvaCsv`. ``kind``: ``"gt"`` (8th column = person id), ``"det"`` (8th column = score) or
     ``"auto"`` (an 8th column that is not all integers means score).
@@ -482,8 +527,16 @@ def read_csv(path: str | os.PathLike, *, kind: str = "auto", allow_keyframe_rows
     Raises :class:`InputError` (file, line, reason) for the first problem by line number: wrong field count,
     non-numeric or empty field, box coordinate outside [0, 1], x2 < x1 or y2 < y1, NaN score, action id outside
     1..80 (or outside ``valid_actions``), empty file. Blank lines are skipped (line numbers still count them).
+
+    ``keep_formats=False`` (evaluation): skip recording how numbers were written (:func:`write_csv` then uses the
+    AVA defaults) and, for well-formed 8-column files of a given ``kind``, parse typed columns directly -- about
+    twice as fast; the arrays and the errors are the same.
     """
     path = os.fspath(path)
+    if not keep_formats:
+        fast = _read_typed(path, kind, valid_actions)
+        if fast is not None:
+            return fast
     table, checks = _parse(path, kind=kind, allow_keyframe_rows=allow_keyframe_rows, valid_actions=valid_actions)
     error = checks.first()
     if error is not None:

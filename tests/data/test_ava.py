@@ -399,3 +399,32 @@ def test_keyframe_without_actions_becomes_a_two_column_row(tmp_path):
     out = tmp_path / "x.csv"
     ava.write_records(empty, out)
     assert out.read_text() == "EyjnSZsO3jr,0921\n"
+
+
+def test_fast_typed_path_equals_full_parser(tmp_path):
+    from partwise.data.ava import read_csv
+
+    good = tmp_path / "det.csv"
+    good.write_text("vidA0000000,0902,0.100,0.200,0.300,0.400,12,0.5\n"
+                    "vidB0000000,0903,0.000,0.000,1.000,1.000,80,0.25\n"
+                    "vidA0000000,0903,0.150,0.200,0.300,0.900,1,0.125\n")
+    full, fast = read_csv(good, kind="det"), read_csv(good, kind="det", keep_formats=False)
+    assert fast.formats == {} and full.videos == fast.videos
+    for name in ("video_codes", "timestamp", "boxes", "action", "person_id", "score", "n_columns", "line"):
+        assert np.array_equal(getattr(full, name), getattr(fast, name), equal_nan=True), name
+    # malformed files give the same error either way (the fast path defers to the full parser or raises alike)
+    for body, fragment in [
+        ("vidA0000000,0902,0.1,0.2,0.3,0.4,12,0.5\nvidA0000000,0902,0.1,0.2,1.3,0.4,12,0.5\n", "line 2: x2=1.3 outside [0, 1]"),
+        ("vidA0000000,0902,0.1,0.2,0.3,0.4,12,nan\n", "line 1: score is NaN"),
+        ("vidA0000000,0902,0.1,0.2,0.3,0.4,81,0.5\n", "line 1: action id 81"),
+        ("vidA0000000,0902,0.1,0.2,0.3,0.4,12,0.5\nvidA0000000,0902,0.1,0.2,0.3\n", "line 2: expected 7 or 8 fields"),
+        ("vidA0000000,0902,0.1,0.2,0.3,0.4,12,x\n", "line 1: score is not a number"),
+    ]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(body)
+        errors = []
+        for keep in (True, False):
+            with pytest.raises(InputError) as err:
+                read_csv(bad, kind="det", keep_formats=keep)
+            errors.append(str(err.value))
+        assert errors[0] == errors[1] and fragment in errors[0], errors
