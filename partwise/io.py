@@ -8,6 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from partwise.errors import PartwiseError
+
+
+class OutputExistsError(PartwiseError, FileExistsError):
+    """The output folder exists and is not empty; pass ``overwrite`` (``--overwrite``) to replace it."""
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> Iterator[IO]:
@@ -30,13 +36,14 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success it replaces ``path``.
 
-    With ``overwrite=False`` an existing non-empty ``path`` is an error (``FileExistsError``).
+    With ``overwrite=False`` an existing non-empty ``path`` is an error (:class:`OutputExistsError`, a
+    ``FileExistsError`` the CLI reports as one line).
     On any exception the temporary directory is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path}: exists and is not empty")
+        raise OutputExistsError(f"{path}: exists and is not empty (use --overwrite to replace it)")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
