@@ -49,9 +49,8 @@ class EvalResult:
         for key, value in self.extra.items():
             if isinstance(value, (int, float)):
                 lines.append(f"{key}: {100 * value:.2f}" if isinstance(value, float) else f"{key}: {value}")
-            elif isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
-                shown = ", ".join(f"{k} {100 * v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
-                lines.append(f"{key}: {shown}")
+            elif isinstance(value, dict) and all(v is None or isinstance(v, (int, float)) for v in value.values()):
+                lines.append(f"{key}: " + ", ".join(f"{k} {_shown(v)}" for k, v in value.items()))
         headline = f"{100 * self.value:.4f}" if self.metric == "mAP" else f"{self.value:.6f}"
         lines.append(f"{self.metric}: {headline}")
         return "\n".join(lines)
@@ -59,6 +58,12 @@ class EvalResult:
     def plot(self, path: str) -> None:
         """Per-class AP bars, and PR curves when ``curves`` is filled, as one PNG."""
         plot_result(self, path)
+
+
+def _shown(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.2f}" if isinstance(value, float) else str(value)
 
 
 def _clean(value: Any) -> Any:
