@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("path", metavar="PATH", help="annotation folder or file as the dataset distributes it")
     p.add_argument("--out", required=True, metavar="DIR", help="store directory (created if absent)")
     p.add_argument("--split", metavar="S", help="split name for files whose name does not say it")
+    p.add_argument("--with-pasta", metavar="PASTA_PATH",
+                   help="format gio only: also read this HAKE-AVA PaSta folder/file and store the joint view")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
 
@@ -87,7 +89,8 @@ def register(subparsers) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from partwise.data import store
 
-    entry = store.ingest(args.format, args.path, args.out, split=args.split, progress=not args.no_progress)
+    entry = store.ingest(args.format, args.path, args.out, split=args.split, progress=not args.no_progress,
+                         with_pasta=args.with_pasta)
     manifest = store.read_manifest(args.out)
     total = sum(s["rows"] for s in manifest["sources"])
     print(f"ingested {entry['rows']:,} persons ({_names(entry['datasets'])}; splits {_names(entry['splits'])}) "
@@ -170,6 +173,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         reason = exc.args[0] if exc.args else type(exc).__name__
         raise ConfigError(f"cannot write {args.dst_format} from {args.src_format} records: {reason}") from None
     print(f"converted {table.num_rows:,} persons from {args.src_format} {args.path} to {args.dst_format} {args.out}")
+    if args.dst_format == "gio" and not any(len(objs) for objs in table.column("objects").to_pylist()):
+        print(f"partwise: warning: the {args.src_format} records carry no interacting objects: the gio files are empty",
+              file=sys.stderr)
     return 0
 
 

@@ -118,8 +118,12 @@ def source_id(format_name: str, path: str | os.PathLike) -> str:
 # ----------------------------------------------------------------------------------------------------------- ingest
 
 def ingest(format_name: str, path: str | os.PathLike, out_dir: str | os.PathLike, *, split: str | None = None,
-           progress: bool = True, shard_rows: int = SHARD_ROWS) -> dict:
+           progress: bool = True, shard_rows: int = SHARD_ROWS, with_pasta: str | os.PathLike | None = None) -> dict:
     """Read ``path`` with format ``format_name`` and add it to the store ``out_dir`` (created if needed).
+
+    ``with_pasta`` (format ``gio`` only): a HAKE-AVA PaSta folder or file; the source is then the joint view of
+    both (:func:`partwise.data.gio.read_joint`: PaSta persons with the GIO objects attached, dataset
+    ``hake-ava+gio``).
 
     Returns the manifest entry of the source (``rows``, ``datasets``, ``splits``, ``shards``...). Re-ingesting the
     same format and path replaces that source. Nothing is written unless reading succeeded, and the store is
@@ -130,10 +134,23 @@ def ingest(format_name: str, path: str | os.PathLike, out_dir: str | os.PathLike
         raise ValueError("shard_rows must be positive")
     out_dir = Path(out_dir)
     manifest = _existing_manifest(out_dir)
-    table = read_source(format_name, path, split=split, progress=progress)
+    if with_pasta is None:
+        table = read_source(format_name, path, split=split, progress=progress)
+        entry_format, entry_id = format_name, source_id(format_name, path)
+    else:
+        if format_name != "gio":
+            raise ConfigError(f"--with-pasta joins HAKE-AVA PaSta to GIO objects: the format must be gio, not {format_name!r}")
+        from partwise.data import gio
+
+        for source in (path, with_pasta):
+            if not Path(source).exists():
+                raise InputError(source, None, "no such file or directory")
+        table = conform(gio.read_joint(str(with_pasta), str(path), split=split, progress=progress))
+        entry_format = "gio+hake-ava"
+        entry_id = source_id(entry_format, f"{Path(path).resolve()}|{Path(with_pasta).resolve()}")
     entry = {
-        "id": source_id(format_name, path),
-        "format": format_name,
+        "id": entry_id,
+        "format": entry_format,
         "path": str(Path(path).resolve()),
         "datasets": _distinct(table, "dataset"),
         "splits": _distinct(table, "split"),

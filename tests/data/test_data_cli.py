@@ -394,3 +394,25 @@ def test_frames_with_a_real_video(tmp_path, capsys):
     assert_one_line_error(code, err, str(out), "not empty")
     code, _, _ = run_cli(capsys, "data", "frames", video, out, "--overwrite", "--no-progress")
     assert code == 0 and len(list(out.iterdir())) == 20
+
+
+def test_ingest_gio_with_pasta_stores_the_joint_view(tmp_path, capsys):
+    import json as _json
+    from pathlib import Path as _Path
+
+    from partwise.cli import main as _main
+
+    fixtures = _Path(__file__).parent.parent / "fixtures" / "hake"
+    store_dir = tmp_path / "joint"
+    assert _main(["data", "ingest", "gio", str(fixtures / "DIO"), "--out", str(store_dir), "--no-progress",
+                  "--with-pasta", str(fixtures / "hake_ava_annotations")]) == 0
+    capsys.readouterr()
+    assert _main(["data", "query", str(store_dir), "SELECT dataset, len(pasta) AS n_pasta, len(objects) AS n_objects "
+                  "FROM persons ORDER BY n_objects DESC", "--json"]) == 0
+    rows = [_json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and {r["dataset"] for r in rows} == {"hake-ava+gio"} and rows[0]["n_objects"] > 0
+    assert all(r["n_pasta"] > 0 for r in rows if r["n_objects"] > 0)
+    # the option belongs to gio only
+    assert _main(["data", "ingest", "ava", str(fixtures / "DIO"), "--out", str(tmp_path / "x"),
+                  "--with-pasta", str(fixtures / "hake_ava_annotations")]) == 2
+    assert "format must be gio" in capsys.readouterr().err
