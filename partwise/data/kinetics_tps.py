@@ -1076,17 +1076,25 @@ def frames_from_records(table: pa.Table) -> dict[str, dict[str, dict[str, dict[s
                 if obj["object_id"] is not None:
                     entry["number"] = obj["object_id"]
                 objects.append(entry)
-            # Frame-level objects are copied to every human on reading; write them once per frame.
-            if frame.get("objects", objects) != objects:
-                human["objects"] = objects
-            else:
-                frame["objects"] = objects
+            human["objects"] = objects
         frame["humans"].append(human)
     for classes in tree.values():
         for videos in classes.values():
             for vid, frames in videos.items():
+                for frame in frames.values():
+                    _hoist_shared_objects(frame)
                 videos[vid] = dict(sorted(frames.items(), key=lambda kv: frame_index(kv[0])))
     return tree
+
+
+def _hoist_shared_objects(frame: dict) -> None:
+    """Objects go on the human they belong to; when every human of the frame has the same ones they are written
+    once, on the frame (the reader copies frame-level objects to every human, so both read back the same)."""
+    humans = frame["humans"]
+    if humans and all("objects" in h for h in humans) and all(h["objects"] == humans[0]["objects"] for h in humans):
+        frame["objects"] = humans[0]["objects"]
+        for human in humans:
+            del human["objects"]
 
 
 def write_records(table: pa.Table, path: str | os.PathLike) -> None:

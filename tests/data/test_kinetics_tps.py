@@ -369,3 +369,20 @@ def test_tree_layout_discovery(tmp_path):
     assert table.column("frame_index").to_pylist() == [2, 10]
     assert table.column("video_label").to_pylist() == ["PUSH_UP", "PUSH_UP"]
     assert np.all(np.isnan(np.asarray(table.column("x1").to_pylist(), dtype=float)))
+
+
+def test_objects_stay_with_their_human_through_a_round_trip(tmp_path):
+    from partwise.data import kinetics_tps
+    from partwise.data.records import ObjectBox, PartBox, PersonRecord, records_to_table
+
+    def person(number, objects):
+        return PersonRecord(dataset="kinetics-tps", split="train", video_id="vidA", frame_index=1, person_id=number,
+                            px1=10.0 * number, py1=0.0, px2=10.0 * number + 5, py2=20.0, video_label="capoeira",
+                            part_boxes=[PartBox("head", px1=10.0 * number, py1=0.0, px2=10.0 * number + 2, py2=2.0, state="none")],
+                            objects=objects)
+
+    ball = ObjectBox(class_name="ball", object_id=1, px1=1.0, py1=1.0, px2=3.0, py2=3.0)
+    table = records_to_table([person(1, [ball]), person(2, []), person(3, [])])
+    kinetics_tps.write_records(table, tmp_path / "tps")
+    back = sorted(kinetics_tps.read_records(tmp_path / "tps").to_pylist(), key=lambda r: r["person_id"])
+    assert [[o["class_name"] for o in r["objects"]] for r in back] == [["ball"], [], []]
