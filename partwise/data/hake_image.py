@@ -106,17 +106,43 @@ def check_image(path: str, name: str, entry: object) -> list[Problem]:
     return problems
 
 
-def read_hake_image(path: str | os.PathLike) -> dict:
-    """The image-level JSON object, in file order (:class:`InputError` on the first problem)."""
+def read_keyed_json(path: str | os.PathLike, check_entry) -> dict:
+    """A JSON object keyed by image name, each entry checked by ``check_entry(path, name, entry) -> problems``
+    (:class:`InputError` on the first problem). Shared by the image- and instance-level formats."""
     path = os.fspath(path)
     data = load_json(path)
     if not isinstance(data, dict):
         raise InputError(path, None, "top level is not an object keyed by image name")
     for name, entry in data.items():
-        problems = check_image(path, name, entry)
+        problems = check_entry(path, name, entry)
         if problems:
             raise InputError.from_problem(problems[0])
     return data
+
+
+def write_compact_json(data: dict, path: str | os.PathLike) -> None:
+    """``json.dumps`` defaults (separators ``", "`` / ``": "``, no indent, no trailing newline), atomically."""
+    text = json.dumps(data)
+    with atomic_write(path) as fh:
+        fh.write(text)
+
+
+def find_json(path: str | os.PathLike, kind: str) -> Path:
+    """``path`` itself, or the one ``*<kind>*.json`` (else the one ``*.json``) in the folder ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob(f"*{kind}*.json")) or sorted(path.glob("*.json"))
+        if len(found) != 1:
+            raise InputError(path, None, f"expected one {kind} JSON file in this folder, found {len(found)}")
+        return found[0]
+    if not path.exists():
+        raise InputError(path, None, "no such file or folder")
+    return path
+
+
+def read_hake_image(path: str | os.PathLike) -> dict:
+    """The image-level JSON object, in file order (:class:`InputError` on the first problem)."""
+    return read_keyed_json(path, check_image)
 
 
 def format_hake_image(data: dict) -> str:
@@ -126,21 +152,11 @@ def format_hake_image(data: dict) -> str:
 
 def write_hake_image(data: dict, path: str | os.PathLike) -> None:
     """Write the image-level object (``json.dumps`` defaults, see the module docstring), atomically."""
-    text = format_hake_image(data)
-    with atomic_write(path) as fh:
-        fh.write(text)
+    write_compact_json(data, path)
 
 
 def _file(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(path.glob("*image-level*.json")) or sorted(path.glob("*.json"))
-        if len(found) != 1:
-            raise InputError(path, None, f"expected one image-level JSON file in this folder, found {len(found)}")
-        return found[0]
-    if not path.exists():
-        raise InputError(path, None, "no such file or folder")
-    return path
+    return find_json(path, "image-level")
 
 
 def entry_pasta(entry: dict) -> list[str]:

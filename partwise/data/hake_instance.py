@@ -32,10 +32,9 @@ import pyarrow as pa
 
 from partwise import vocab
 from partwise.data.hake_ava import split_from_name
-from partwise.data.hake_image import is_int, load_json
+from partwise.data.hake_image import find_json, is_int, load_json, read_keyed_json, write_compact_json
 from partwise.data.records import RecordBuilder, conform
 from partwise.errors import InputError, Problem
-from partwise.io import atomic_write
 
 DATASET = "hake-instance"
 PASTA_VOCAB = "pasta76"
@@ -108,15 +107,7 @@ def check_image(path: str, name: str, entry: object) -> list[Problem]:
 
 def read_hake_instance(path: str | os.PathLike) -> dict:
     """The instance-level JSON object, in file order (:class:`InputError` on the first problem)."""
-    path = os.fspath(path)
-    data = load_json(path)
-    if not isinstance(data, dict):
-        raise InputError(path, None, "top level is not an object keyed by image name")
-    for name, entry in data.items():
-        problems = check_image(path, name, entry)
-        if problems:
-            raise InputError.from_problem(problems[0])
-    return data
+    return read_keyed_json(path, check_image)
 
 
 def format_hake_instance(data: dict) -> str:
@@ -126,21 +117,11 @@ def format_hake_instance(data: dict) -> str:
 
 def write_hake_instance(data: dict, path: str | os.PathLike) -> None:
     """Write the instance-level object (``json.dumps`` defaults), atomically."""
-    text = format_hake_instance(data)
-    with atomic_write(path) as fh:
-        fh.write(text)
+    write_compact_json(data, path)
 
 
 def _file(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(path.glob("*instance-level*.json")) or sorted(path.glob("*.json"))
-        if len(found) != 1:
-            raise InputError(path, None, f"expected one instance-level JSON file in this folder, found {len(found)}")
-        return found[0]
-    if not path.exists():
-        raise InputError(path, None, "no such file or folder")
-    return path
+    return find_json(path, "instance-level")
 
 
 def label_pasta_ids(label: dict) -> list[int]:
