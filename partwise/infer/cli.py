@@ -1,0 +1,59 @@
+"""``partwise run INPUT --out DIR``: people, tracks, part boxes, part states, actions and activity vectors from
+videos or images (see :mod:`partwise.infer.pipeline` for the steps and :mod:`partwise.infer.outputs` for the files).
+
+Exit status: 0 when every input was processed (or already done), 1 when any input failed (each failure is one
+``partwise: error: ...`` line on stderr; the other inputs' results are still written), 2 for a usage error.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="part states, actions and tracks for people in videos or images",
+        description="Find people (from --boxes or the pose extra), track them, compute part boxes and kinematic "
+                    "part states (pose extra), run a partwise model, and write Parquet/JSONL rows, an annotated "
+                    "video per input and an HTML summary. Offline.")
+    parser.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of videos/images")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (results are added to it)")
+    parser.add_argument("--model", metavar="CKPT", help="partwise st_activity2vec checkpoint (partwise train output)")
+    parser.add_argument("--boxes", metavar="FILE", help="person boxes: AVA CSV (GT or detections) or proposals .pkl")
+    parser.add_argument("--fps", type=float, default=1.0, help="keyframes per second without --boxes (default 1, AVA)")
+    parser.add_argument("--box-threshold", type=float, default=0.9,
+                        help="minimum --boxes score (default 0.9, mmaction2's person_det_score_thr)")
+    parser.add_argument("--max-people", type=int, default=10, help="people per keyframe at most (default 10)")
+    parser.add_argument("--pose", choices=("auto", "mediapipe", "none"), default="auto",
+                        help="pose extra for part boxes and kinematic states (default auto: when installed)")
+    parser.add_argument("--pose-fps", type=float, default=10.0, help="pose samples per second near keyframes")
+    parser.add_argument("--topk", type=int, default=5, help="PaSta states kept per person (default 5)")
+    parser.add_argument("--timestamp-start", type=float, default=None,
+                        help="time of the first frame in --boxes' clock (default: 900 for AVA-style files, else 0)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--tps-json", action="store_true", help="also write the Kinetics-TPS submission JSON")
+    parser.add_argument("--ava-csv", action="store_true", help="also write AVA detection CSVs (actions, PaSta)")
+    parser.add_argument("--no-video", action="store_true", help="do not write annotated videos")
+    parser.add_argument("--overwrite", action="store_true", help="recompute inputs whose results already exist")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from partwise.errors import ConfigError
+    from partwise.infer.pipeline import RunOptions, distributed_rank, run
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    options = RunOptions(fps=args.fps, model=args.model, boxes=args.boxes, box_threshold=args.box_threshold,
+                         max_people=args.max_people, pose=args.pose, pose_fps=args.pose_fps, topk=args.topk,
+                         timestamp_start=args.timestamp_start, video=not args.no_video,
+                         progress=not args.no_progress)
+    summary = run(args.input, args.out, options, workers=args.workers, tps_json=args.tps_json,
+                  ava_csv=args.ava_csv, overwrite=args.overwrite)
+    rank, world = distributed_rank()
+    where = f"rank {rank} of {world}: " if world > 1 else ""
+    print(f"{where}{len(summary.done)} processed, {len(summary.skipped)} already done, {len(summary.failed)} failed")
+    if rank == 0:
+        for name, path in summary.merged.items():
+            print(f"{name}: {path}")
+    return 1 if summary.failed else 0

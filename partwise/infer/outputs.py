@@ -1,0 +1,231 @@
+"""What ``partwise run`` writes, every file atomically.
+
+Layout under ``OUT``::
+
+    videos/<video_id>/persons.parquet    that input's rows (written last: its presence marks the input done)
+    videos/<video_id>/annotated.mp4      boxes, part boxes, skeleton, top states and track ids (images: .jpg)
+    videos/<video_id>/thumb.jpg          the annotated middle keyframe, 320 px wide
+    persons.parquet, persons.jsonl       every input's rows merged (one row per person per keyframe)
+    ava_detections.csv                   with --ava-csv: ``video,time,x1,y1,x2,y2,action,score`` for the 80 actions
+    ava_pasta_detections.csv             with --ava-csv: the same with PaSta ids 1..87 (``partwise eval ava --pasta``)
+    kinetics_tps/pred_part_result.json   with --tps-json: Kinetics-TPS submission (part boxes and their states)
+    index.html                           one-page summary with a thumbnail per input
+
+Rows: :data:`RESULT_SCHEMA` = the canonical :data:`~partwise.data.records.PERSON_SCHEMA` (``dataset`` =
+``partwise-run``, ``person_id`` = the track id, ``pasta`` = the model's top-k ``pasta_ava87`` states, or without a
+model the kinematic states as ``"<tps part>: <state>"`` with ``pasta_vocab`` ``kinetics-tps``; ``part_boxes`` the ten
+HAKE parts with their state) plus ``track_id``, ``pasta_scores`` (aligned with ``pasta``; null for kinematic states),
+``pasta_probs`` (all 87), ``action_scores`` (80, column ``a-1`` = AVA action ``a``), ``activity_vector`` (the
+model's pooled person feature), ``kinematic`` (the kinematic states) and ``keypoints`` (COCO-17 ``x, y, score``
+flattened, pixels).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from partwise.data.records import PART_BOX_TYPE, PERSON_SCHEMA
+from partwise.io import atomic_write
+
+DATASET = "partwise-run"
+EXTRA_FIELDS = [
+    pa.field("track_id", pa.int64()),
+    pa.field("pasta_scores", pa.list_(pa.float32())),
+    pa.field("pasta_probs", pa.list_(pa.float32())),
+    pa.field("action_scores", pa.list_(pa.float32())),
+    pa.field("activity_vector", pa.list_(pa.float32())),
+    pa.field("kinematic", pa.list_(pa.string())),
+    pa.field("keypoints", pa.list_(pa.float32())),
+]
+RESULT_SCHEMA = pa.schema(list(PERSON_SCHEMA) + EXTRA_FIELDS)
+PERSONS_FILE = "persons.parquet"
+
+
+def video_dir(out: str | os.PathLike, video_id: str) -> Path:
+    return Path(out) / "videos" / video_id
+
+
+def video_done(out: str | os.PathLike, video_id: str) -> bool:
+    """True when the input's rows were written by an earlier run."""
+    return (video_dir(out, video_id) / PERSONS_FILE).is_file()
+
+
+def _norm(box: list[float], width: int, height: int) -> list[float]:
+    return [box[0] / width, box[1] / height, box[2] / width, box[3] / height]
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    """Pipeline rows (:func:`partwise.infer.pipeline.process_item`) -> a :data:`RESULT_SCHEMA` table."""
+    cols: dict[str, list] = {name: [] for name in RESULT_SCHEMA.names}
+    for r in rows:
+        w, h = r["width"], r["height"]
+        has_model = r["action_scores"] is not None
+        box = r["box_px"]
+        values = {
+            "dataset": DATASET, "split": None, "video_id": r["video_id"], "time_s": r["time_s"],
+            "frame_index": r["frame_index"], "width": w, "height": h,
+            **dict(zip(("x1", "y1", "x2", "y2"), _norm(box, w, h))), **dict(zip(("px1", "py1", "px2", "py2"), box)),
+            "person_id": r["track_id"], "score": r["score"], "actions": r["actions"],
+            "action_vocab": "ava80" if has_model else None,
+            "pasta": r["pasta"] if has_model else r["kinematic"],
+            "pasta_vocab": "pasta_ava87" if has_model else ("kinetics-tps" if r["kinematic"] else None),
+            "part_boxes": [{"part": p["part"], **dict(zip(("x1", "y1", "x2", "y2"), _norm(p["box_px"], w, h))),
+                            **dict(zip(("px1", "py1", "px2", "py2"), p["box_px"])), "state": p["state"]}
+                           for p in r["part_boxes"]],
+            "objects": [], "video_label": None, "source": r["source"], "track_id": r["track_id"],
+            "pasta_scores": r["pasta_scores"] if has_model else None, "pasta_probs": r.get("pasta_probs"),
+            "action_scores": r["action_scores"], "activity_vector": r["activity_vector"],
+            "kinematic": r["kinematic"],
+            "keypoints": None if r["keypoints"] is None else np.asarray(r["keypoints"], np.float32).reshape(-1).tolist(),
+        }
+        for name in cols:
+            cols[name].append(values[name])
+    return pa.table({name: pa.array(cols[name], RESULT_SCHEMA.field(name).type) for name in RESULT_SCHEMA.names},
+                    schema=RESULT_SCHEMA)
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
+    with atomic_write(path, "wb") as fh:
+        pq.write_table(table, fh)
+
+
+def write_jsonl(table: pa.Table, path: str | os.PathLike) -> None:
+    """One JSON object per row, keys = the table's columns."""
+    with atomic_write(path) as fh:
+        for batch in table.to_batches(4096):
+            for row in batch.to_pylist():
+                fh.write(json.dumps(row, separators=(",", ":")))
+                fh.write("\n")
+
+
+def _score_rows(table: pa.Table, column: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that have ``column`` (a fixed-length score list) and their scores ``(K, width)``."""
+    values = table.column(column).to_pylist()
+    keep = np.array([v is not None for v in values], bool)
+    scores = np.array([v for v in values if v is not None], np.float64).reshape(-1, width)
+    return np.flatnonzero(keep), scores
+
+
+def write_ava_detections(table: pa.Table, path: str | os.PathLike, column: str = "action_scores",
+                         width: int = 80) -> int:
+    """AVA detection CSV ``video,time,x1,y1,x2,y2,class,score``: one line per person and class ``1..width`` from
+    ``column`` (``action_scores`` -> AVA actions, ``pasta_probs`` -> PaSta ids). Returns the number of lines."""
+    from partwise.data import ava
+
+    rows, scores = _score_rows(table, column, width)
+    n = len(rows)
+    videos = table.column("video_id").to_pylist()
+    names = sorted({videos[i] for i in rows})
+    code = {v: i for i, v in enumerate(names)}
+    ts = np.asarray(table.column("time_s").to_pylist(), np.float64)[rows] if n else np.zeros(0)
+    boxes = np.stack([np.asarray(table.column(c).to_pylist(), np.float64) for c in ("x1", "y1", "x2", "y2")],
+                     1)[rows] if n else np.zeros((0, 4))
+    codes = np.array([code[videos[i]] for i in rows], np.int32)
+    rep = np.repeat(np.arange(n), width)
+    classes = np.tile(np.arange(1, width + 1, dtype=np.int32), n)
+    m = n * width
+    csv = ava.AvaCsv(str(path), names, codes[rep], ts[rep], boxes[rep], classes, np.full(m, -1, np.int64),
+                     scores.reshape(-1), np.full(m, 8, np.int8), np.arange(1, m + 1, dtype=np.int64), "det",
+                     {"box": (1, 4), "score": (1, 4)})
+    ava.write_csv(csv, path)
+    return m
+
+
+def tps_part_result(table: pa.Table) -> dict:
+    """Kinetics-TPS ``pred_part_result.json`` value: ``{video: {img_%05d.json: {"humans": [...]}}}``; the frame
+    file number is ``frame_index + 1`` (1-based files); parts without a state are left out."""
+    out: dict = {}
+    for r in table.select(["video_id", "frame_index", "track_id", "px1", "py1", "px2", "py2", "part_boxes"]).to_pylist():
+        frame = out.setdefault(r["video_id"], {}).setdefault(f"img_{r['frame_index'] + 1:05d}.json", {"humans": []})
+        parts = {p["part"]: {"number": 1, "box": [[p["px1"], p["py1"], p["px2"], p["py2"]]], "verb": [p["state"]],
+                             "name": p["part"]} for p in r["part_boxes"] if p["state"] is not None}
+        frame["humans"].append({"number": r["track_id"], "box": [r["px1"], r["py1"], r["px2"], r["py2"]],
+                                "parts": parts})
+    return out
+
+
+def write_video_outputs(result, out: str | os.PathLike, video: bool = True) -> Path:
+    """Write one input's annotated video (or image), thumbnail and rows; the rows file comes last."""
+    from partwise.infer import render
+
+    folder = video_dir(out, result.item.video_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = rows_to_table(result.rows)
+    if video:
+        if result.item.kind == "image":
+            render.render_image(result.item.path, table, folder / "annotated.jpg")
+        else:
+            render.render_video(result.item.path, table, folder / "annotated.mp4", result.fps)
+    render.write_thumbnail(result.item, table, folder / "thumb.jpg")
+    write_parquet(table, folder / PERSONS_FILE)
+    return folder
+
+
+def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = False, ava_csv: bool = False) -> dict[str, Path]:
+    """Concatenate the done inputs' rows (in ``video_ids`` order, each input once) and write the merged files."""
+    out = Path(out)
+    tables = [pq.read_table(video_dir(out, v) / PERSONS_FILE) for v in dict.fromkeys(video_ids) if video_done(out, v)]
+    table = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+    paths = {"parquet": out / "persons.parquet", "jsonl": out / "persons.jsonl", "html": out / "index.html"}
+    write_parquet(table, paths["parquet"])
+    write_jsonl(table, paths["jsonl"])
+    if ava_csv:
+        paths["ava_csv"] = out / "ava_detections.csv"
+        paths["ava_pasta_csv"] = out / "ava_pasta_detections.csv"
+        write_ava_detections(table, paths["ava_csv"], "action_scores", 80)
+        write_ava_detections(table, paths["ava_pasta_csv"], "pasta_probs", 87)
+    if tps_json:
+        from partwise.data import kinetics_tps
+
+        paths["tps_json"] = out / "kinetics_tps" / "pred_part_result.json"
+        paths["tps_json"].parent.mkdir(parents=True, exist_ok=True)
+        kinetics_tps.write_part_result(tps_part_result(table), paths["tps_json"])
+    write_html(out, [v for v in dict.fromkeys(video_ids) if video_done(out, v)], table, paths["html"])
+    return paths
+
+
+def _top(counter: Counter, k: int = 5) -> str:
+    return ", ".join(f"{html.escape(str(name))} ({count})" for name, count in counter.most_common(k)) or "&ndash;"
+
+
+def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path) -> None:
+    """One page: per input a thumbnail (inline JPEG), counts of keyframes, people and tracks, the most frequent
+    actions and part states, and links to its annotated video and rows."""
+    from partwise import vocab
+
+    ava80 = vocab.load("ava80")
+    by_video: dict[str, list[dict]] = {}
+    for r in table.select(["video_id", "frame_index", "track_id", "actions", "pasta"]).to_pylist():
+        by_video.setdefault(r["video_id"], []).append(r)
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>partwise run</title><style>"
+             "body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:6px;"
+             "vertical-align:top;text-align:left}img{width:320px}</style></head><body>",
+             f"<h1>partwise run</h1><p>{len(video_ids)} inputs, {table.num_rows} person rows "
+             "(<a href='persons.parquet'>persons.parquet</a>, <a href='persons.jsonl'>persons.jsonl</a>)</p>",
+             "<table><tr><th>input</th><th>preview</th><th>keyframes / rows / tracks</th><th>top actions</th>"
+             "<th>top part states</th></tr>"]
+    for vid in video_ids:
+        rows = by_video.get(vid, [])
+        folder = video_dir(out, vid)
+        thumb = folder / "thumb.jpg"
+        img = (f"<img alt='{html.escape(vid)}' src='data:image/jpeg;base64,"
+               f"{base64.b64encode(thumb.read_bytes()).decode()}'>") if thumb.is_file() else ""
+        media = next((f for f in ("annotated.mp4", "annotated.jpg") if (folder / f).is_file()), None)
+        rel = f"videos/{html.escape(vid)}"
+        link = f"<br><a href='{rel}/{media}'>{media}</a>" if media else ""
+        actions = Counter(ava80.name_of(a) for r in rows for a in r["actions"])
+        states = Counter(s for r in rows for s in r["pasta"][:3])
+        parts.append(f"<tr><td>{html.escape(vid)}{link}<br><a href='{rel}/{PERSONS_FILE}'>rows</a></td><td>{img}</td>"
+                     f"<td>{len({r['frame_index'] for r in rows})} / {len(rows)} / {len({r['track_id'] for r in rows})}"
+                     f"</td><td>{_top(actions)}</td><td>{_top(states)}</td></tr>")
+    parts.append("</table></body></html>\n")
+    with atomic_write(path) as fh:
+        fh.write("".join(parts))
