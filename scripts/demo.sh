@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, offline after setup: set up, make a synthetic dataset, train a small
+# The main job on a fresh machine, offline after setup: set up, make a synthetic dataset, ingest it into a Parquet
+# store and print its statistics, train a small
 # ST-Activity2Vec on its training videos (about two minutes on a laptop CPU), then run `partwise run` on a held-out
 # clip and show where the annotated video and the tables are, a few rows, and the AVA frame mAP of the output.
 #
@@ -18,7 +19,7 @@ fi
 PY=.venv/bin/python
 PARTWISE=.venv/bin/partwise
 
-echo "== 1/4 synthetic videos (stick figures whose drawn poses are their labels)"
+echo "== 1/5 synthetic videos (stick figures whose drawn poses are their labels)"
 if [ ! -f "$DATA/synth.json" ]; then
     "$PARTWISE" synth "$DATA" --seed 0 --videos 4 --seconds 10 --no-progress | head -n 1
 else
@@ -26,18 +27,27 @@ else
 fi
 VAL_VIDEO=$("$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print(next(v['video_id'] for v in s['videos'] if v['split']=='val'))" "$DATA/synth.json")
 
-echo "== 2/4 train a small ST-Activity2Vec on the training videos"
+echo "== 2/5 ingest its HAKE-AVA PaSta and Kinetics-TPS annotations into a Parquet store; statistics"
+rm -rf "$DEMO_DIR/store"
+"$PARTWISE" data ingest hake-ava "$DATA/hake_ava" --out "$DEMO_DIR/store" --no-progress
+"$PARTWISE" data ingest kinetics-tps "$DATA/kinetics_tps" --out "$DEMO_DIR/store" --no-progress
+"$PARTWISE" data stats "$DEMO_DIR/store" | head -n 40
+echo "people whose hand holds something, by video:"
+"$PARTWISE" data query "$DEMO_DIR/store" "SELECT video_id, count(*) AS persons FROM persons
+    WHERE list_contains(pasta, 'hand: hold') GROUP BY video_id ORDER BY video_id"
+
+echo "== 3/5 train a small ST-Activity2Vec on the training videos"
 if [ ! -f "$MODEL_DIR/model.pt" ]; then
     "$PARTWISE" train configs/synth_st_activity2vec.yaml "data.root=$DATA" "run.out_dir=$MODEL_DIR"
 else
     echo "reusing $MODEL_DIR/model.pt"
 fi
 
-echo "== 3/4 partwise run on the held-out clip $VAL_VIDEO"
+echo "== 4/5 partwise run on the held-out clip $VAL_VIDEO"
 "$PARTWISE" run "$DATA/videos/$VAL_VIDEO.mp4" --out "$OUT" --model "$MODEL_DIR/model.pt" \
     --boxes "$DATA/ava/ava_dense_proposals_val.FAIR.recall_93.9.pkl" --ava-csv --tps-json --overwrite --no-progress
 
-echo "== 4/4 results"
+echo "== 5/5 results"
 echo "annotated video: $OUT/videos/$VAL_VIDEO/annotated.mp4"
 echo "summary page:    $OUT/index.html"
 echo "tables:          $OUT/persons.parquet  $OUT/persons.jsonl"
@@ -63,4 +73,4 @@ echo "AVA frame mAP of the output against the clip's ground truth (60 classes, o
 "$PARTWISE" eval ava --gt "$DATA/ava/ava_val_v2.2.csv" --pred "$OUT/ava_detections.csv" \
     --labelmap "$DATA/ava/ava_action_list_v2.2_for_activitynet_2019.pbtxt" --json \
     | "$PY" -c "import json,sys; r=json.load(sys.stdin); print(f\"  action mAP {r['mAP']:.3f} over the classes present\")"
-echo "(step 2 printed the label-frequency prior of the training run for comparison)"
+echo "(step 3 printed the label-frequency prior of the training run for comparison)"
