@@ -467,7 +467,7 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
     h, w = y.shape
     # Chroma of the 2x2 block mean (sum of 4, so scale the rounding constant and shift by 2 more).
-    blocks = rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))
+    blocks = rgb[0::2, 0::2] + rgb[1::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 1::2]
     rs, gs, bs = blocks[..., 0], blocks[..., 1], blocks[..., 2]
     u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
     v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
