@@ -902,22 +902,34 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
                     if bar is not None:
                         bar.update(sum(len(v.files) for v in chunk))
         else:
-            # One thread reads the next chunk's bytes while this one is parsed (file reads and Arrow's parser
-            # both release the GIL).
-            schema_box: list = [None]  # the JSON schema discovered on the first chunk, reused by the next ones
-            with ThreadPoolExecutor(max_workers=1) as reader:
-                pending = reader.submit(_chunk_bytes, chunks[0]) if chunks else None
-                for k, chunk in enumerate(chunks):
-                    blobs = pending.result()
-                    if k + 1 < len(chunks):
-                        pending = reader.submit(_chunk_bytes, chunks[k + 1])
-                    result = _read_chunk(chunk, rel_root, frame_sizes, fps, blobs, schema_box)
-                    del blobs
-                    if isinstance(result, Problem):
-                        raise InputError.from_problem(result)
-                    tables.append(result)
-                    if bar is not None:
-                        bar.update(sum(len(v.files) for v in chunk))
+            # Chunks are read and parsed on a pool of threads: file reads and Arrow's JSON parser release the GIL,
+            # so both cores work without the start-up and pickling costs of processes. The first chunk runs alone
+            # and discovers the JSON schema that the others reuse.
+            schema_box: list = [None]
+            threads = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2, 4))
+
+            def one(chunk):
+                return _read_chunk(chunk, rel_root, frame_sizes, fps, None, schema_box)
+
+            def collect(chunk, result):
+                if isinstance(result, Problem):
+                    raise InputError.from_problem(result)
+                tables.append(result)
+                if bar is not None:
+                    bar.update(sum(len(v.files) for v in chunk))
+
+            if chunks:
+                collect(chunks[0], one(chunks[0]))
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                # at most 2 chunks in flight per thread: bounded memory, results in order
+                pending: list = []
+                for chunk in chunks[1:]:
+                    pending.append((chunk, pool.submit(one, chunk)))
+                    if len(pending) >= 2 * threads:
+                        done_chunk, future = pending.pop(0)
+                        collect(done_chunk, future.result())
+                for done_chunk, future in pending:
+                    collect(done_chunk, future.result())
     finally:
         if bar is not None:
             bar.close()
