@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from partwise.data.records import PART_BOX_TYPE, PERSON_SCHEMA
+from partwise.data.records import PERSON_SCHEMA
 from partwise.io import atomic_write
 
 DATASET = "partwise-run"

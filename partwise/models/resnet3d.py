@@ -286,7 +286,8 @@ class SlowFast(nn.Module):
         self.fast_path = ResNet3d(cfg.fast_config())
         fast_base = cfg.base_channels // cfg.channel_ratio
         fast_outs = [fast_base] + [fast_base * 2 ** i * EXPANSION for i in range(3)]
-        names = ["conv1_lateral", "layer1_lateral", "layer2_lateral", "layer3_lateral"]
+        # conv1 and every stage but the last feed the slow path: one lateral per stage in all.
+        names = ["conv1_lateral", "layer1_lateral", "layer2_lateral", "layer3_lateral"][:len(cfg.spatial_strides)]
         self.lateral_names = names
         for name, c in zip(names, fast_outs):
             conv = ConvBN(c, 2 * c, (cfg.fusion_kernel, 1, 1), stride=(cfg.speed_ratio, 1, 1),

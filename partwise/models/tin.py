@@ -310,7 +310,8 @@ def tin_loss(out: dict, hoi_targets: torch.Tensor, binary_targets: torch.Tensor,
     """L = L_H + L_O (positive rows only) + L_sp (all rows) + L_D (all rows), each a logit-weighted mean BCE.
     ``binary_targets`` (P, 2): (interactive, non-interactive). The default binary weights are (ln 5, ln 1.25)."""
     if binary_weights is None:
-        binary_weights = torch.tensor([math.log(5.0), math.log(1.25)], dtype=out["binary_logits"].dtype)
+        logits = out["binary_logits"]
+        binary_weights = torch.tensor([math.log(5.0), math.log(1.25)], dtype=logits.dtype, device=logits.device)
     pos = slice(0, num_positive)
     loss = weighted_logit_bce(out["s_sp"], hoi_targets, hoi_weights) + weighted_logit_bce(out["binary_logits"], binary_targets, binary_weights)
     if num_positive > 0:

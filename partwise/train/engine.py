@@ -59,6 +59,7 @@ class RunConfig:
     amp: bool = True  # used on GPU only
     grad_clip: float = 0.0  # max global grad norm; 0 disables
     out_dir: str = "runs/default"
+    find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient in a step
 
 
 def lr_factor(step: int, schedule: ScheduleConfig, max_steps: int) -> float:
@@ -214,7 +215,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
                         persistent_workers=run.num_workers > 0)
     wrapped = model
     if world > 1:
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
+                                                      find_unused_parameters=run.find_unused_parameters)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     bar = None
@@ -226,7 +228,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     model.train()
     started = time.perf_counter()
     while step < run.max_steps:
-        batch = _to_device(next(batches), device)
+        batch = to_device(next(batches), device)
         with torch.autocast(device_type=device.type, enabled=use_amp):
             loss, metrics = loss_fn(wrapped, batch)
         optimizer.zero_grad(set_to_none=True)
@@ -259,13 +261,14 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     return TrainResult(step, history, checkpoint_path if rank == 0 else None)
 
 
-def _to_device(batch, device):
+def to_device(batch, device):
+    """Move tensors (also inside dicts, lists and tuples) to ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device) for v in batch)
     return batch
 
 

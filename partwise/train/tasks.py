@@ -70,11 +70,11 @@ def build_model_config(cls: type, values: dict, where: str, types: dict[str, typ
             args = typing.get_args(tp)
             item = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
             if item is not None:
-                kwargs[name] = tuple(config_mod._coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+                kwargs[name] = tuple(config_mod.coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
             else:
                 kwargs[name] = _tuplify(value)
         else:
-            kwargs[name] = config_mod._coerce(value, tp, key)
+            kwargs[name] = config_mod.coerce(value, tp, key)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -140,15 +140,6 @@ def load_init(net: nn.Module, path: str, where: str = "init") -> None:
         raise ConfigError(f"{where}: {path} does not match the model ({'missing' if missing else 'unexpected'} {first})")
 
 
-def freeze_unused_laterals(backbone: nn.Module) -> None:
-    """A SlowFast with fewer than four stages builds lateral convs it never calls; freezing them keeps DDP (which
-    expects a gradient for every trainable parameter) working."""
-    slow = getattr(backbone, "slow_path", None)
-    names = getattr(backbone, "lateral_names", None)
-    if slow is None or names is None:
-        return
-    for name in names[len(slow.res_layers):]:
-        getattr(slow, name).requires_grad_(False)
 
 
 def _slices(counts: list[int]) -> list[slice]:
@@ -273,7 +264,7 @@ class KeyframeTask:
     # -- evaluation
     def validation_loss(self, model: nn.Module, dataset: KeyframeClipDataset, batch_size: int = 4) -> float:
         """The training loss over ``dataset`` (test-time clips, fixed RoI sampling) in eval mode, clip-weighted."""
-        from partwise.train.engine import _to_device
+        from partwise.train.engine import to_device
 
         model.eval()
         device = next(model.parameters()).device
@@ -281,7 +272,7 @@ class KeyframeTask:
         with torch.no_grad():
             for start in range(0, len(dataset), batch_size):
                 items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-                loss, _ = self.loss_fn(model, _to_device(collate_clips(items), device))
+                loss, _ = self.loss_fn(model, to_device(collate_clips(items), device))
                 total += float(loss) * len(items)
                 count += len(items)
         return total / max(count, 1)
@@ -412,9 +403,7 @@ class AvaDetectorRunner(KeyframeTask):
     def build_net(self) -> nn.Module:
         from partwise.models.ava_detector import AVADetector
 
-        net = AVADetector(self.model_config())
-        freeze_unused_laterals(net.backbone)
-        return net
+        return AVADetector(self.model_config())
 
     def loss_fn(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         """Per clip: GT + proposals -> assigned RoIs (the clip's own generator) -> focal BCE over positive RoIs;
@@ -458,14 +447,11 @@ class STActivity2VecRunner(KeyframeTask):
     def build_net(self) -> nn.Module:
         from partwise.models.st_activity2vec import STActivity2Vec
 
-        net = STActivity2Vec(self.model_config())
-        freeze_unused_laterals(net.backbone)
-        return net
+        return STActivity2Vec(self.model_config())
 
     def build_model(self) -> TrainModel:
         model = super().build_model()
         model.net.set_stage(self.cfg.stage)
-        freeze_unused_laterals(model.net.backbone)  # set_stage made everything trainable again
         return model
 
     def wrap(self, net):
@@ -562,7 +548,7 @@ class ImageTask:
         return {}
 
     def validation_loss(self, model, dataset, batch_size: int = 2) -> float:
-        from partwise.train.engine import _to_device
+        from partwise.train.engine import to_device
 
         model.eval()
         device = next(model.parameters()).device
@@ -570,7 +556,7 @@ class ImageTask:
         with torch.no_grad():
             for start in range(0, len(dataset), batch_size):
                 items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-                loss, _ = self.loss_fn(model, _to_device(self.collate(items), device))
+                loss, _ = self.loss_fn(model, to_device(self.collate(items), device))
                 total += float(loss) * len(items)
                 count += len(items)
         return total / max(count, 1)
@@ -584,7 +570,7 @@ class ImageTask:
         (:mod:`partwise.eval.pasta`) on the ground-truth person boxes of the val split, with the frequency prior
         (every box scored with each class's training frequency) on the same boxes."""
         from partwise.train.data import pasta93_targets, verb_targets
-        from partwise.train.engine import _to_device
+        from partwise.train.engine import to_device
 
         results: dict[str, Any] = {"val_loss": {"value": self.validation_loss(model, val_ds)}}
         model.eval()
@@ -593,7 +579,7 @@ class ImageTask:
         with torch.no_grad():
             for i in range(len(val_ds)):
                 item = val_ds[i]
-                p, v = self.predict_instances(model, _to_device(self.collate([item]), device))
+                p, v = self.predict_instances(model, to_device(self.collate([item]), device))
                 if p is None and v is None:
                     break
                 images += [f"{val_ds.items[i].video}@{val_ds.items[i].frame_index}"] * len(item["boxes"])
