@@ -18,6 +18,7 @@ across ``torchrun`` processes, so N processes follow the same curve as one (give
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import math
@@ -210,7 +211,7 @@ def _st_model_config(cfg: STActivity2VecTask):
     return build_model_config(STActivity2VecConfig, cfg.model, "model")
 
 
-class KeyframeTask:
+class KeyframeTask(abc.ABC):
     """Shared machinery of the two clip tasks (data, evaluation, baseline)."""
 
     name = ""
@@ -220,8 +221,9 @@ class KeyframeTask:
         self.cfg = cfg
 
     # -- building (all validation happens here, before any work)
+    @abc.abstractmethod
     def model_config(self):
-        raise NotImplementedError
+        """Implemented by each task."""
 
     def validate(self) -> None:
         self.model_config()
@@ -236,8 +238,9 @@ class KeyframeTask:
         if self.cfg.init and not Path(self.cfg.init).exists():
             raise ConfigError(f"init: {self.cfg.init} does not exist")
 
+    @abc.abstractmethod
     def build_net(self) -> nn.Module:
-        raise NotImplementedError
+        """Implemented by each task."""
 
     def build_model(self) -> TrainModel:
         torch.manual_seed(self.cfg.run.seed)
@@ -277,8 +280,9 @@ class KeyframeTask:
                 count += len(items)
         return total / max(count, 1)
 
+    @abc.abstractmethod
     def predict(self, model: nn.Module, batch: dict, rois: torch.Tensor) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """Implemented by each task."""
 
     def evaluate(self, model: nn.Module, train_ds: KeyframeClipDataset, val_ds: KeyframeClipDataset,
                  out_dir: Path | None, progress: bool = False) -> dict:
@@ -497,7 +501,7 @@ def _pasta93():
     return vocab.load("pasta93")
 
 
-class ImageTask:
+class ImageTask(abc.ABC):
     """Shared machinery of the image tasks: records -> images with persons, validation loss as the end-of-run
     evaluation (``eval.json``: ``{"val_loss": ..., "initial_val_loss": ...}``)."""
 
@@ -507,8 +511,9 @@ class ImageTask:
     def __init__(self, cfg):
         self.cfg = cfg
 
+    @abc.abstractmethod
     def model_config(self):
-        raise NotImplementedError
+        """Implemented by each task."""
 
     def validate(self) -> None:
         from partwise.train.data import check_image_paths
