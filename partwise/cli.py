@@ -43,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     # Import only the group that is asked for: start-up stays fast and one group's import errors don't hide another.
     groups = [argv[0]] if argv and argv[0] in COMMAND_GROUPS else None
     parser = build_parser(groups)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Commands with ``key=value`` overrides take them in any position, also after options.
+    if extra and isinstance(getattr(args, "overrides", None), list) and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides.extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

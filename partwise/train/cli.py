@@ -11,8 +11,7 @@ def register(subparsers) -> None:
         description="Train the task a YAML config names (ava_detector, st_activity2vec, ...). Every key can be "
                     "overridden as key.sub=value. The config is validated before any work starts. Writes "
                     "run.out_dir/{checkpoint.pt, metrics.csv, loss.png, model.pt, eval.json, eval_*.png}. Run the "
-                    "same command under 'torchrun --nproc_per_node N -m partwise train ...' for DDP. Options go before CONFIG.yaml or after the "
-                    "overrides.")
+                    "same command under 'torchrun --nproc_per_node N -m partwise train ...' for DDP.")
     parser.add_argument("config", metavar="CONFIG.yaml", help="task config (see configs/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.max_steps=10")
     parser.add_argument("--resume", action="store_true", help="continue from run.out_dir/checkpoint.pt")

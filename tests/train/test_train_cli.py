@@ -148,3 +148,12 @@ def test_image_recipe_configs_build_and_step_on_synthetic_keyframes(tmp_path, sy
         assert all(k.startswith("net.verb_cls_scores") for k in changed)
     if name == "clip_activity2vec.yaml":  # frozen tower
         assert all(k.startswith("net.heads") for k in changed)
+
+
+def test_overrides_may_follow_options(capsys, synth_root):
+    config = str(Path(__file__).parents[2] / "configs" / "synth_st_activity2vec.yaml")
+    assert main(["train", config, "--check", f"data.root={synth_root}", "run.max_steps=2"]) == 0
+    assert main(["train", "--check", config, f"data.root={synth_root}", "--no-progress", "model.dropout=0.1"]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", config, "--check", f"data.root={synth_root}", "--bogus"])
+    assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
