@@ -73,7 +73,7 @@ GT_STRIDE = 5
 #: With ``workers > 1``, trees of at least this many files are spread over worker processes.
 PARALLEL_MIN_FILES = 20000
 #: Files parsed per Arrow JSON call (about 10 MB): enough 1 MiB blocks to keep every core busy.
-FILES_PER_CHUNK = 10000
+FILES_PER_CHUNK = 5000
 _OBJECT_NAME_KEYS = ("name", "class", "category", "label", "tag")
 
 _SCAN = json.scanner.make_scanner(json.decoder.JSONDecoder())
@@ -547,16 +547,17 @@ def _parse_lines(data: bytes, schema: pa.Schema | None) -> pa.Table:
     inference."""
     import pyarrow.json as pj
 
-    # 1 MiB blocks of whole lines are parsed in parallel on Arrow's CPU pool.
-    options = pj.ReadOptions(use_threads=True, block_size=1 << 20)
+    # Single-threaded Arrow on an Arrow buffer: the caller runs chunks on a thread pool, and Arrow's own pool
+    # nested inside it (or a Python file object as the source) serializes the work instead of spreading it.
+    options = pj.ReadOptions(use_threads=False, block_size=1 << 20)
     if schema is not None:
         try:
-            return pj.read_json(io.BytesIO(data), read_options=options, parse_options=pj.ParseOptions(
+            return pj.read_json(pa.BufferReader(data), read_options=options, parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="error"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
     try:
-        return pj.read_json(io.BytesIO(data), read_options=options)
+        return pj.read_json(pa.BufferReader(data), read_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         raise _Malformed from None
 
@@ -902,14 +903,14 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
                     if bar is not None:
                         bar.update(sum(len(v.files) for v in chunk))
         else:
-            # Chunks are read and parsed on a pool of threads: file reads and Arrow's JSON parser release the GIL,
+            # This thread reads the files; a pool of threads parses chunks (Arrow's JSON parser releases the GIL),
             # so both cores work without the start-up and pickling costs of processes. The first chunk runs alone
             # and discovers the JSON schema that the others reuse.
             schema_box: list = [None]
             threads = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2, 4))
 
-            def one(chunk):
-                return _read_chunk(chunk, rel_root, frame_sizes, fps, None, schema_box)
+            def one(chunk, blobs=None):
+                return _read_chunk(chunk, rel_root, frame_sizes, fps, blobs, schema_box)
 
             def collect(chunk, result):
                 if isinstance(result, Problem):
@@ -924,7 +925,8 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
                 # at most 2 chunks in flight per thread: bounded memory, results in order
                 pending: list = []
                 for chunk in chunks[1:]:
-                    pending.append((chunk, pool.submit(one, chunk)))
+                    # many small reads contend for the GIL: read here, parse (GIL-free) on the pool
+                    pending.append((chunk, pool.submit(one, chunk, _chunk_bytes(chunk))))
                     if len(pending) >= 2 * threads:
                         done_chunk, future = pending.pop(0)
                         collect(done_chunk, future.result())
