@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import io
 import json
 import json.decoder
 import json.scanner
@@ -74,6 +73,7 @@ GT_STRIDE = 5
 PARALLEL_MIN_FILES = 20000
 #: Files parsed per Arrow JSON call (about 10 MB): enough 1 MiB blocks to keep every core busy.
 FILES_PER_CHUNK = 5000
+FIRST_CHUNK_FILES = 1000
 _OBJECT_NAME_KEYS = ("name", "class", "category", "label", "tag")
 
 _SCAN = json.scanner.make_scanner(json.decoder.JSONDecoder())
@@ -288,16 +288,16 @@ def _read_bytes(paths: Iterable[str]) -> list[bytes]:
     """Raw bytes of each file (plain os calls: no Python file object per file)."""
     out = []
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+    block = 1 << 16  # per-frame files are ~1 KB: one read, no fstat
     for path in paths:
         fd = os.open(path, flags)
         try:
-            size = os.fstat(fd).st_size
-            data = os.read(fd, size + 1)
-            while len(data) <= size:  # short read, or the file grew
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
+            data = os.read(fd, block)
+            if len(data) == block:
+                parts = [data]
+                while chunk := os.read(fd, block):
+                    parts.append(chunk)
+                data = b"".join(parts)
         finally:
             os.close(fd)
         out.append(data)
@@ -847,6 +847,21 @@ def _read_chunk(videos: list[VideoDir], rel_root: str, frame_sizes: dict | None,
             gc.enable()
 
 
+def _lazy_chunks(videos: Iterable[VideoDir], first_files: int, files_per_chunk: int) -> Iterator[list[VideoDir]]:
+    """Chunks of whole videos as the walk yields them: the first of about ``first_files`` files, then
+    ``files_per_chunk``."""
+    current: list[VideoDir] = []
+    count, limit = 0, first_files
+    for video in videos:
+        current.append(video)
+        count += len(video.files)
+        if count >= limit:
+            yield current
+            current, count, limit = [], 0, files_per_chunk
+    if current:
+        yield current
+
+
 def _chunks(videos: list[VideoDir], files_per_chunk: int) -> list[list[VideoDir]]:
     out, current, count = [], [], 0
     for video in videos:
@@ -876,12 +891,19 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
             return _read_single_frame(path, split, frame_sizes, fps)
         return records_from_part_result(read_part_result(path), split=split or "test", source=path,
                                         frame_sizes=frame_sizes, fps=fps)
-    videos = list(iter_videos(path, split))
     rel_root = path
-    total = sum(len(v.files) for v in videos)
     workers = 1 if workers is None else max(1, workers)
-    parallel = workers > 1 and total >= PARALLEL_MIN_FILES
-    chunks = _chunks(videos, max(500, min(5000, total // (workers * 8) + 1)) if parallel else FILES_PER_CHUNK)
+    if workers > 1:
+        videos = list(iter_videos(path, split))
+        total = sum(len(v.files) for v in videos)
+        parallel = total >= PARALLEL_MIN_FILES
+        chunks: Iterable[list[VideoDir]] = _chunks(videos, max(500, min(5000, total // (workers * 8) + 1)) if parallel
+                                                   else FILES_PER_CHUNK)
+    else:
+        # Chunks come straight from the directory walk, so parsing starts while the listing goes on; a small
+        # first chunk runs alone (schema discovery) before the pool starts.
+        parallel, total = False, None
+        chunks = _lazy_chunks(iter_videos(path, split), FIRST_CHUNK_FILES, FILES_PER_CHUNK)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -919,12 +941,14 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
                 if bar is not None:
                     bar.update(sum(len(v.files) for v in chunk))
 
-            if chunks:
-                collect(chunks[0], one(chunks[0]))
+            chunk_iter = iter(chunks)
+            first = next(chunk_iter, None)
+            if first is not None:
+                collect(first, one(first))
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 # at most 2 chunks in flight per thread: bounded memory, results in order
                 pending: list = []
-                for chunk in chunks[1:]:
+                for chunk in chunk_iter:
                     # many small reads contend for the GIL: read here, parse (GIL-free) on the pool
                     pending.append((chunk, pool.submit(one, chunk, _chunk_bytes(chunk))))
                     if len(pending) >= 2 * threads:

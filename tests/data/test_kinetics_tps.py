@@ -106,8 +106,10 @@ def test_schema_of_one_chunk_is_reused_and_redone_when_it_does_not_fit(tree, mon
     # other way round; both must give the same records as one chunk.
     whole = tps.read_records(tree)
     monkeypatch.setattr(tps, "FILES_PER_CHUNK", 1)
+    monkeypatch.setattr(tps, "FIRST_CHUNK_FILES", 1)
     assert tps.read_records(tree, progress=True).equals(whole)
-    assert "6/6" in capsys.readouterr().err
+    # the walk feeds the chunks, so the bar counts files without a known total
+    assert "6file" in capsys.readouterr().err.replace(" ", "")
 
 
 def test_a_chunk_that_does_not_fit_the_discovered_schema_is_inferred_again():
