@@ -47,6 +47,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from partwise.data.ava import AvaCsv
 from partwise.errors import ConfigError, InputError
 from partwise.eval.report import EvalResult
 
@@ -92,33 +93,8 @@ PROFILE_SPECS: dict[str, Profile] = {
 # inputs
 # --------------------------------------------------------------------------------------------------------------
 
-@dataclass
-class AvaRows:
-    """AVA rows as columns, in file order (the fields of :class:`partwise.data.ava.AvaCsv` the evaluator uses).
-
-    ``videos`` distinct video ids, ``video_codes`` (N,) int index into it; ``timestamp`` (N,) float64 seconds;
-    ``boxes`` (N, 4) float64 normalized x1, y1, x2, y2 (NaN on 2-column rows); ``action`` (N,) int (-1 on 2-column
-    rows); ``person_id`` (N,) int64 (-1 absent); ``score`` (N,) float64 (NaN absent); ``n_columns`` (N,) int
-    (2, 7 or 8); ``line`` (N,) int64 1-based line numbers; ``path`` names the source in messages.
-    """
-
-    path: str
-    videos: list
-    video_codes: np.ndarray
-    timestamp: np.ndarray
-    boxes: np.ndarray
-    action: np.ndarray
-    person_id: np.ndarray
-    score: np.ndarray
-    n_columns: np.ndarray
-    line: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.video_codes.shape[0])
-
-
 def make_rows(video_ids: Iterable[str], timestamps, boxes=None, actions=None, scores=None, person_ids=None,
-              *, path: str = "<memory>") -> AvaRows:
+              *, path: str = "<memory>") -> AvaCsv:
     """Rows from plain sequences: ``video_ids`` (N,), ``timestamps`` (N,) seconds, ``boxes`` (N, 4) x1, y1, x2, y2
     (NaN rows = 2-column keyframe rows), ``actions`` (N,) class ids, optional ``scores`` (N,) (detections) and
     ``person_ids`` (N,). Line numbers are 1..N."""
@@ -132,15 +108,15 @@ def make_rows(video_ids: Iterable[str], timestamps, boxes=None, actions=None, sc
     pid = np.full(n, -1, np.int64) if person_ids is None else np.asarray(person_ids, dtype=np.int64).reshape(n)
     ncol = np.where(has_box, np.where(~np.isnan(score) | (pid >= 0), 8, 7), 2).astype(np.int8)
     timestamp = np.asarray(timestamps, np.float64).reshape(n)
-    return AvaRows(path, [str(v) for v in videos], codes.astype(np.int32), timestamp, box, action, pid, score, ncol,
+    return AvaCsv(path, [str(v) for v in videos], codes.astype(np.int32), timestamp, box, action, pid, score, ncol,
                    np.arange(1, n + 1, dtype=np.int64))
 
 
 def as_rows(source: Any, *, kind: str, valid_actions=None, label_ids_by_name: Mapping[str, int] | None = None,
-            pasta: bool = False) -> AvaRows:
-    """Accept an :class:`AvaRows`, an ``AvaCsv`` (or anything with its fields), a path to an AVA CSV (read with
+            pasta: bool = False) -> AvaCsv:
+    """Accept an :class:`~partwise.data.ava.AvaCsv` (or anything with its fields), a path to an AVA CSV (read with
     :func:`partwise.data.ava.read_csv`) or a ``pyarrow.Table`` of person records (``PERSON_SCHEMA``)."""
-    if isinstance(source, AvaRows):
+    if isinstance(source, AvaCsv):
         return source
     if isinstance(source, (str, os.PathLike)):
         return read_rows(source, kind=kind, valid_actions=valid_actions)
@@ -152,12 +128,12 @@ def as_rows(source: Any, *, kind: str, valid_actions=None, label_ids_by_name: Ma
         return rows_from_records(source, pasta=pasta, label_ids_by_name=label_ids_by_name)
     fields = ("videos", "video_codes", "timestamp", "boxes", "action", "person_id", "score", "n_columns", "line")
     if all(hasattr(source, f) for f in fields):
-        return AvaRows(str(getattr(source, "path", "<memory>")), list(source.videos),
+        return AvaCsv(str(getattr(source, "path", "<memory>")), list(source.videos),
                        *(np.asarray(getattr(source, f)) for f in fields[1:]))
-    raise TypeError(f"cannot evaluate {type(source).__name__}: give a path, an AvaCsv/AvaRows or a records table")
+    raise TypeError(f"cannot evaluate {type(source).__name__}: give a path, an AvaCsv or a records table")
 
 
-def read_rows(path: str | os.PathLike, *, kind: str, valid_actions=None) -> AvaRows:
+def read_rows(path: str | os.PathLike, *, kind: str, valid_actions=None) -> AvaCsv:
     """Read an AVA CSV with :func:`partwise.data.ava.read_csv`. An empty detection file is an empty input (no
     detections), not an error."""
     from partwise.data.ava import read_csv
@@ -175,12 +151,12 @@ def read_rows(path: str | os.PathLike, *, kind: str, valid_actions=None) -> AvaR
     return as_rows(table, kind=kind)
 
 
-def _empty_rows(path: str) -> AvaRows:
-    return AvaRows(path, [], np.empty(0, np.int32), np.empty(0), np.empty((0, 4)), np.empty(0, np.int32),
+def _empty_rows(path: str) -> AvaCsv:
+    return AvaCsv(path, [], np.empty(0, np.int32), np.empty(0), np.empty((0, 4)), np.empty(0, np.int32),
                    np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), np.empty(0, np.int64))
 
 
-def rows_from_records(table, *, pasta: bool = False, label_ids_by_name: Mapping[str, int] | None = None) -> AvaRows:
+def rows_from_records(table, *, pasta: bool = False, label_ids_by_name: Mapping[str, int] | None = None) -> AvaCsv:
     """Explode person records (``PERSON_SCHEMA``) into one row per (person, class): the ``actions`` ids, or with
     ``pasta`` the ``pasta`` names mapped to ids by ``label_ids_by_name`` (default: the ``pasta_ava87`` vocabulary).
     The record's ``score`` (null for GT) is each row's score; line = record index + 1."""
@@ -221,7 +197,7 @@ def rows_from_records(table, *, pasta: bool = False, label_ids_by_name: Mapping[
     score = col("score", np.nan)
     pid = np.asarray(table.column("person_id").fill_null(-1).to_numpy(), np.int64)[parents]
     ncol = np.where(~np.isnan(score) | (pid >= 0), 8, 7).astype(np.int8)
-    return AvaRows("<records>", videos, codes, col("time_s", np.nan), boxes, action, pid, score, ncol,
+    return AvaCsv("<records>", videos, codes, col("time_s", np.nan), boxes, action, pid, score, ncol,
                    parents + 1)
 
 
@@ -600,7 +576,7 @@ def _replay_official(cls, kf, score, tp, ties, n_frames, det_rows, det_use, det_
     return replay
 
 
-def _check_rows(rows: AvaRows, kind: str) -> None:
+def _check_rows(rows: AvaCsv, kind: str) -> None:
     """Reject what would break the arithmetic (in-memory inputs skip the CSV reader's checks): non-finite
     timestamps or boxes, 8-column detections without a score. Raises InputError naming the first bad line."""
     bad = ~np.isfinite(rows.timestamp)
@@ -632,7 +608,7 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
              exclusions: Any = None, pasta: bool = False, curves: bool = False, progress: bool = False) -> EvalResult:
     """AVA frame mAP @ IoU 0.5.
 
-    ``gt`` and ``pred``: paths to AVA CSVs, ``AvaCsv``/:class:`AvaRows` objects or person-record tables.
+    ``gt`` and ``pred``: paths to AVA CSVs, :class:`~partwise.data.ava.AvaCsv` objects or person-record tables.
     ``label_map`` ``{class id: name}``: the evaluated classes (60 for AVA, 87 with ``pasta``). ``exclusions``: a
     path or ``(video ids, seconds)`` (mmaction2 and slowfast profiles). ``curves`` keeps per-class PR curves for
     plotting. Returns an :class:`EvalResult` with protocol ``"ava-<profile>"`` (``"ava-pasta-<profile>"``),
@@ -669,7 +645,7 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
     evaluated_class = np.zeros(int(class_ids.max()) + 1, dtype=bool)
     evaluated_class[class_ids] = True
 
-    def whitelisted(rows: AvaRows) -> np.ndarray:
+    def whitelisted(rows: AvaCsv) -> np.ndarray:
         a = rows.action.astype(np.int64)
         ok = (rows.n_columns != 2) & (a >= 1) & (a < evaluated_class.shape[0])
         ok[ok] = evaluated_class[a[ok]]
