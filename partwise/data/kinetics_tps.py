@@ -190,6 +190,14 @@ def _box_problem(box: Any) -> str | None:
     return None
 
 
+def _required_box_problems(entry: dict, path: str, key: str) -> list[Problem]:
+    """The ``box`` of a human or object entry: present and a valid ``[x1, y1, x2, y2]``."""
+    if "box" not in entry:
+        return [Problem(path, f"{key}.box", "missing key")]
+    reason = _box_problem(entry["box"])
+    return [] if reason is None else [Problem(path, f"{key}.box", reason)]
+
+
 def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
     if not isinstance(objects, list):
         return [Problem(path, where, f"must be a list, got {type(objects).__name__}")]
@@ -199,10 +207,7 @@ def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
         if not isinstance(obj, dict):
             out.append(Problem(path, key, f"must be an object, got {type(obj).__name__}"))
             continue
-        if "box" not in obj:
-            out.append(Problem(path, f"{key}.box", "missing key"))
-        elif (reason := _box_problem(obj["box"])) is not None:
-            out.append(Problem(path, f"{key}.box", reason))
+        out += _required_box_problems(obj, path, key)
         if "number" in obj and not (isinstance(obj["number"], int) and not isinstance(obj["number"], bool)):
             out.append(Problem(path, f"{key}.number", "must be an integer"))
     return out
@@ -225,10 +230,7 @@ def frame_problems(frame: Any, path: str) -> list[Problem]:
         if not isinstance(human, dict):
             out.append(Problem(path, key, f"must be an object, got {type(human).__name__}"))
             continue
-        if "box" not in human:
-            out.append(Problem(path, f"{key}.box", "missing key"))
-        elif (reason := _box_problem(human["box"])) is not None:
-            out.append(Problem(path, f"{key}.box", reason))
+        out += _required_box_problems(human, path, key)
         number = human.get("number")
         if number is not None and not (isinstance(number, int) and not isinstance(number, bool)):
             out.append(Problem(path, f"{key}.number", f"must be an integer, got {number!r}"))
@@ -246,10 +248,7 @@ def frame_problems(frame: Any, path: str) -> list[Problem]:
             if not isinstance(part, dict):
                 out.append(Problem(path, pkey, f"must be an object, got {type(part).__name__}"))
                 continue
-            if "box" not in part:
-                out.append(Problem(path, f"{pkey}.box", "missing key"))
-            elif (reason := _box_problem(part["box"])) is not None:
-                out.append(Problem(path, f"{pkey}.box", reason))
+            out += _required_box_problems(part, path, pkey)
             if "verb" not in part:
                 out.append(Problem(path, f"{pkey}.verb", "missing key"))
             elif not isinstance(part["verb"], str):
