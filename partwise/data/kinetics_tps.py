@@ -781,6 +781,7 @@ def _assemble(a: _Arrays, frame_sizes: dict | None, fps: Any) -> pa.Table:
         "objects": objects,
         "video_label": a.label,
         "source": a.source,
+        "keypoints": pa.nulls(n, pa.list_(pa.float32())),
     }
     return pa.Table.from_arrays([columns[f.name].cast(f.type) for f in PERSON_SCHEMA], schema=PERSON_SCHEMA)
 

@@ -38,6 +38,13 @@ objects         list<struct>                     ``{class_name, class_id, action
 video_label     string                           video-level class name (Kinetics-TPS action class folder);
                                                  null elsewhere
 source          string                           provenance ``"<file>:<line>"`` or ``"<file>:<key>"``
+keypoints       list<float32>                    the person's 17 COCO keypoints flattened as ``x0, y0, s0, x1, y1,
+                                                 s1, ...`` (51 values): ``x, y`` in pixels of the frame, ``s`` a
+                                                 confidence / visibility in [0, 1] (< 0.2 = not usable, the
+                                                 Activity2Vec threshold); COCO order 0 nose, 1/2 left/right eye,
+                                                 3/4 ears, 5/6 shoulders, 7/8 elbows, 9/10 wrists, 11/12 hips,
+                                                 13/14 knees, 15/16 ankles (odd = left). Null when the source has
+                                                 no pose; older stores and files without the column read as null
 =============== ================================ ===========================================================
 """
 from __future__ import annotations
@@ -80,7 +87,11 @@ PERSON_SCHEMA = pa.schema([
     pa.field("objects", pa.list_(OBJECT_TYPE)),
     pa.field("video_label", pa.string()),
     pa.field("source", pa.string()),
+    pa.field("keypoints", pa.list_(pa.float32())),
 ])
+
+#: number of values of a non-null ``keypoints`` cell (17 COCO keypoints x (x, y, score))
+KEYPOINT_VALUES = 51
 
 COLUMNS: tuple[str, ...] = tuple(PERSON_SCHEMA.names)
 BOX_KEYS: tuple[str, ...] = ("x1", "y1", "x2", "y2", "px1", "py1", "px2", "py2")
@@ -145,6 +156,7 @@ class PersonRecord:
     objects: list[ObjectBox] = field(default_factory=list)
     video_label: str | None = None
     source: str | None = None
+    keypoints: list[float] | None = None
 
     def fill_boxes(self) -> "PersonRecord":
         """Derive the missing box representation (normalized <-> pixel) when the frame size is known."""

@@ -203,6 +203,55 @@ def part_boxes(joints: np.ndarray) -> np.ndarray:
     return np.concatenate([centres - half, centres + half], axis=1)
 
 
+#: COCO-17 keypoints taken directly from a figure joint (COCO index -> JOINTS name); the face points and the hips
+#: are derived in :func:`coco_keypoints`.
+COCO_FROM_JOINT: dict[int, str] = {
+    5: "l_shoulder", 6: "r_shoulder", 7: "l_elbow", 8: "r_elbow", 9: "l_wrist", 10: "r_wrist",
+    13: "l_knee", 14: "r_knee", 15: "l_ankle", 16: "r_ankle",
+}
+
+
+def coco_keypoints(joints: np.ndarray, scale: float, facing: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The figure's pose as 17 COCO keypoints ``(17, 3)`` ``[x, y, score]`` in pixels (COCO order, odd = left).
+
+    Mapping from :data:`JOINTS` (nothing is invented beyond the face points, which a stick figure does not draw):
+
+    * shoulders, elbows, wrists, knees, ankles (5-10, 13-16): the figure's joints of the same name;
+    * hips (11 left, 12 right): ``pelvis -/+ HIP_HALF * scale`` along x -- the hip points the legs of :func:`pose`
+      hang from (the drawing starts both legs at the pelvis), so their mean is the pelvis, as the Activity2Vec rule
+      expects;
+    * face points, on the drawn head circle (centre ``head``, radius ``HEAD_RADIUS * scale``), in the head's frame
+      ``up = (head - neck) / |head - neck|`` and ``forward`` = ``up`` turned 90 degrees toward ``facing`` (the
+      figures are drawn in profile): nose (0) on the circle straight ahead, ``head + r * forward``; both eyes (1, 2)
+      at ``head + r * (0.5 forward + 0.25 up)`` (one point: in profile the eyes coincide); both ears (3, 4) at the
+      head centre.
+
+    Scores are 1 for every keypoint inside the frame ``size = (width, height)`` and 0 outside it (like COCO,
+    which does not label points outside the image); without ``size`` every score is 1. Toes are not COCO points.
+    """
+    k = np.zeros((17, 3))
+    for index, name in COCO_FROM_JOINT.items():
+        k[index, :2] = joints[J[name]]
+    pelvis = joints[J["pelvis"]]
+    hip_offset = np.array([HIP_HALF * scale, 0.0])
+    k[11, :2] = pelvis + hip_offset  # pose(): l_hip = pelvis + HIP_HALF*s, r_hip = pelvis - HIP_HALF*s
+    k[12, :2] = pelvis - hip_offset
+    head, neck = joints[J["head"]], joints[J["neck"]]
+    up = head - neck
+    up = up / max(float(np.linalg.norm(up)), 1e-9)
+    forward = facing * np.array([-up[1], up[0]])
+    r = HEAD_RADIUS * scale
+    k[0, :2] = head + r * forward
+    k[1, :2] = k[2, :2] = head + r * (0.5 * forward + 0.25 * up)
+    k[3, :2] = k[4, :2] = head
+    k[:, 2] = 1.0
+    if size is not None:
+        width, height = size
+        inside = (k[:, 0] >= 0) & (k[:, 0] <= width) & (k[:, 1] >= 0) & (k[:, 1] <= height)
+        k[:, 2] = inside.astype(np.float64)
+    return k
+
+
 def object_box(kind: str, joints: np.ndarray, upper: str, place: Placement) -> np.ndarray:
     """Box ``(4,)`` of the object a figure interacts with: at the hands (held, lifted, inspected, touched)."""
     s = place.scale

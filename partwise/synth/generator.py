@@ -35,7 +35,11 @@ Layout under ``OUT``
     kinetics_tps/list/body_part.txt, part_stat.txt, object.txt, video_{train,val}_flist.csv
     kinetics_tps/gt_part_result.json, gt_vid_result.json   TPS evaluator ground truth (val videos)
     truth.parquet                             canonical records (PERSON_SCHEMA), dataset "synthetic", 1 Hz keyframes
+                                              (with COCO-17 keypoints of every figure)
     truth_frames.parquet                      canonical records, dataset "kinetics-tps", every 5th frame
+    hico_det/images/{train,test}/<vid>_<t>.jpg   keyframes with a HOI (split val -> test), JPEG
+    hico_det/annotations/{trainval,test}_hico.json   HICO-DET HOIs (HICO_VERBS), PPDM/QPIC JSON
+    hico_det/anno_bbox.mat                    the same HOIs in the HICO-DET release format
     synth.json                                generation parameters, splits, classes, states
 
 Video ids are 11-character AVA-like ids drawn from the seed. The last quarter of the videos (at least one when
@@ -369,7 +373,8 @@ def person_labels(track: VideoTrack, j: int) -> tuple[list[int], list[str], dict
 
 
 def record_values(track: VideoTrack, j: int, cfg: SynthConfig, object_ids: dict, *, pixel_boxes: bool = False) -> dict:
-    """Geometry and labels of a person at frame ``j`` as record columns (box, person_id, labels, parts, objects).
+    """Geometry and labels of a person at frame ``j`` as record columns (box, person_id, labels, parts, objects,
+    COCO-17 ``keypoints`` of the drawn pose, see :func:`partwise.synth.figures.coco_keypoints`).
 
     Person and object boxes are normalized with 3 decimals like AVA's (pixels follow), or with ``pixel_boxes``
     whole pixels like Kinetics-TPS's; part boxes are always whole pixels."""
@@ -388,8 +393,11 @@ def record_values(track: VideoTrack, j: int, cfg: SynthConfig, object_ids: dict,
         object_ids.setdefault(key, len(object_ids))
         objects.append({"class_name": kind, "class_id": OBJECT_CLASSES.index(kind), "action": action,
                         "object_id": object_ids[key], **_box_fields(_clip_box(obj_box, w, h), w, h, decimals=decimals)})
+    # COCO-17 pose of the drawn figure (figures.coco_keypoints documents the joint mapping), 0.01 px
+    keypoints = fig.coco_keypoints(track.joints[j], person.scale, int(track.facing[j]), (w, h))
     return {**box, "person_id": person.track_id, "actions": actions, "action_vocab": "ava80", "pasta": pasta,
-            "pasta_vocab": "pasta_ava87", "part_boxes": parts, "objects": objects}
+            "pasta_vocab": "pasta_ava87", "part_boxes": parts, "objects": objects,
+            "keypoints": [float(v) for v in np.round(keypoints, 2).reshape(-1)]}
 
 
 def keyframe_seconds(cfg: SynthConfig) -> list[int]:
@@ -538,6 +546,7 @@ def write_annotations(out: Path, cfg: SynthConfig, labels: list[VideoLabels]) ->
     with_objects = truth.filter(pc.greater(pc.list_value_length(truth.column("objects")), 0))
     formats.get_format("gio").write_records(_as_dataset(with_objects, "gio"), out / "gio")
     _write_tps(out / "kinetics_tps", frames, labels)
+    _write_hico_det(out / "hico_det", truth, out)
 
     summary = {
         "config": {**asdict(cfg), "people": list(cfg.people)},
@@ -597,3 +606,95 @@ def _write_tps(folder: Path, frames: pa.Table, labels: list[VideoLabels]) -> Non
         kinetics_tps.write_part_result(kinetics_tps.part_result_from_records(val, stride=TPS_STRIDE),
                                        folder / "gt_part_result.json")
         kinetics_tps.write_vid_result(kinetics_tps.vid_result_from_records(val), folder / "gt_vid_result.json")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HICO-DET
+
+#: Synthetic object -> ``hico_objects80`` name (the box is the closest rigid, handled container HICO has).
+HICO_OBJECTS: dict[str, str] = {"ball": "sports_ball", "box": "suitcase", "cup": "cup", "chair": "chair"}
+#: (AVA action of the object interaction, synthetic object) -> ``hico_verbs117`` names. ``touch`` (AVA 59) has no
+#: HICO verb, so touched objects get no HOI (and no box: HICO-DET annotates only objects of some HOI).
+HICO_VERBS: dict[tuple[int, str], tuple[str, ...]] = {
+    (11, "chair"): ("sit_on",),
+    (17, "ball"): ("hold",), (17, "box"): ("hold",), (17, "cup"): ("hold",),
+    (36, "ball"): ("hold", "pick_up"), (36, "box"): ("hold", "pick_up"), (36, "cup"): ("hold",),
+}
+#: Verbs added to a held (AVA 17) object: ``inspect`` when the person's PaSta has ``head: inspect`` (and HICO has
+#: that HOI), ``carry`` when the person walks (AVA 14).
+HICO_INSPECT_PASTA = "head: inspect"
+HICO_WALK_ACTION = 14
+
+
+def hico_hois(ava_action: int | None, obj: str, person_actions: list[int], pasta: list[str]) -> list[int]:
+    """``hico_hoi600`` ids (sorted) of one synthetic person-object interaction (see :data:`HICO_VERBS`)."""
+    from partwise.data.hico_det import hoi_id_of
+
+    verbs = list(HICO_VERBS.get((int(ava_action) if ava_action is not None else -1, obj), ()))
+    if ava_action == 17 and HICO_INSPECT_PASTA in pasta:
+        verbs.append("inspect")
+    if ava_action == 17 and HICO_WALK_ACTION in person_actions:
+        verbs.append("carry")
+    obj_id = vocab.load("hico_objects80").id_of(HICO_OBJECTS[obj])
+    verb_vocab = vocab.load("hico_verbs117")
+    ids = {hoi_id_of(verb_vocab.id_of(v), obj_id) for v in verbs}
+    return sorted(i for i in ids if i is not None)
+
+
+def _write_hico_det(folder: Path, truth: pa.Table, frames_root: Path) -> None:
+    """HICO-DET view of the keyframes: ``images/{train,test}/<vid>_<t>.jpg`` (the keyframe's JPEG frame, copied,
+    or decoded from the video and encoded when frames were not extracted), ``annotations/trainval_hico.json`` and
+    ``test_hico.json`` (PPDM/QPIC) and ``anno_bbox.mat``, through :mod:`partwise.data.hico_det`. Split ``val``
+    becomes ``test``. Only keyframes with at least one HOI are images; persons without a HOI are not annotated
+    (as in HICO-DET), nor are objects outside the frame. Boxes are rounded to whole pixels, then written 1-based
+    inclusive like HICO-DET's."""
+    import shutil
+
+    from PIL import Image
+
+    from partwise.data import hico_det
+    from partwise.data import video as video_io
+
+    objects80 = vocab.load("hico_objects80")
+    builder = RecordBuilder()
+    images: dict[str, tuple[str, str, int]] = {}  # file name -> (split, video, frame index)
+    columns = ["split", "video_id", "time_s", "frame_index", "width", "height", "px1", "py1", "px2", "py2",
+               "actions", "pasta", "person_id", "objects"]
+    for row in truth.select(columns).to_pylist():
+        objs = []
+        for o in row["objects"] or []:
+            box = {k: float(np.round(o[k])) for k in ("px1", "py1", "px2", "py2")}
+            if box["px2"] - box["px1"] < 1 or box["py2"] - box["py1"] < 1:
+                continue  # outside the frame: not visible, so not annotated
+            for hoi in hico_hois(o["action"], o["class_name"], row["actions"] or [], row["pasta"] or []):
+                objs.append({"class_name": HICO_OBJECTS[o["class_name"]], "action": hoi, "object_id": o["object_id"],
+                             "class_id": objects80.id_of(HICO_OBJECTS[o["class_name"]]), **box})
+        if not objs:
+            continue
+        split = "test" if row["split"] == "val" else row["split"]
+        name = f"{row['video_id']}_{int(row['time_s']):04d}.jpg"
+        images[name] = (split, row["video_id"], int(row["frame_index"]))
+        builder.append(dataset=hico_det.DATASET, split=split, video_id=name, width=row["width"], height=row["height"],
+                       **{k: float(np.round(row[k])) for k in ("px1", "py1", "px2", "py2")},
+                       person_id=row["person_id"], actions=sorted({o["action"] for o in objs}),
+                       action_vocab=hico_det.ACTION_VOCAB, objects=objs,
+                       source=f"synth:{row['video_id']},{row['time_s']:g}")
+    if not images:
+        return
+    table = builder.to_table()
+    hico_det.write_records(table, folder / "annotations")
+    mat = folder / "anno_bbox.mat"
+    hico_det.write_records(table, mat)
+    # scipy stamps the creation time into the 116-byte MAT-5 header text: a fixed text keeps the file per-seed stable
+    data = bytearray(mat.read_bytes())
+    data[:116] = b"MATLAB 5.0 MAT-file, written by partwise synth".ljust(116, b" ")
+    mat.write_bytes(bytes(data))
+    for name, (split, vid, index) in images.items():
+        target = folder / "images" / split / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame = frames_root / "frames" / vid / f"img_{index + 1:05d}.jpg"
+        if frame.is_file():
+            shutil.copyfile(frame, target)
+        else:
+            pixels = video_io.read_frames(frames_root / "videos" / f"{vid}.mp4", [index])[0]
+            Image.fromarray(pixels).save(target, quality=95)

@@ -1,5 +1,13 @@
-"""The training loop shared by every task: one process or ``torchrun`` (DDP), mixed precision on GPU, gradient
+"""The training loop shared by every task: one process or ``torchrun`` (DDP), mixed precision, gradient
 clipping, warm-up + step/cosine/cosine-with-restarts schedules, atomic checkpoints, exact resume, CSV + PNG logs.
+
+Mixed precision (``run.amp``): ``true`` (default) = float16 autocast + GradScaler on GPU, plain fp32 on CPU;
+``fp16`` = float16 autocast + GradScaler on any device (CPU included, for tests); ``bf16`` = bfloat16 autocast, no
+scaler (bfloat16 has float32's exponent range), on any device; ``false``/``off`` = fp32. The scaler's state is part
+of the checkpoint. Gradient clipping (``run.grad_clip``, ``run.clip_mode``): ``global`` rescales all gradients by
+``min(1, c / (||g||_2 + 1e-6))`` over every parameter together (``torch.nn.utils.clip_grad_norm_``);
+``per_tensor`` rescales each parameter's gradient on its own by ``c / max(||g_p||_2, c)``, as TF's
+``tf.clip_by_norm`` applied to every variable (TIN's solver, ``tin_hoi.md`` §1.7).
 
 Determinism: the sampler is a pure function of (seed, epoch, position) and every sample's augmentation draws from
 its own generator seeded by (seed, epoch, index) -- :func:`sample_rng` -- so a resumed run sees the same batches
@@ -56,10 +64,48 @@ class RunConfig:
     checkpoint_every: int = 0  # 0: only at the end
     log_every: int = 10
     seed: int = 0
-    amp: bool = True  # used on GPU only
-    grad_clip: float = 0.0  # max global grad norm; 0 disables
+    amp: bool | str = True  # true: fp16 + GradScaler on GPU only; fp16 | bf16 on any device; false/off: fp32
+    grad_clip: float = 0.0  # max gradient norm (see clip_mode); 0 disables
+    clip_mode: str = "global"  # global: one norm over all parameters | per_tensor: each parameter's own norm
     out_dir: str = "runs/default"
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient in a step
+
+    def __post_init__(self):
+        if not (isinstance(self.amp, bool) or self.amp in AMP_MODES):
+            raise ConfigError(f"run.amp: expected true or false, or one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.clip_mode not in CLIP_MODES:
+            raise ConfigError(f"run.clip_mode: expected one of {', '.join(CLIP_MODES)}, got {self.clip_mode!r}")
+
+
+AMP_MODES = ("fp16", "bf16", "off")
+CLIP_MODES = ("global", "per_tensor")
+
+
+def amp_settings(amp: bool | str, device_type: str) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None for fp32, whether a GradScaler is used) of ``run.amp`` on ``device_type``."""
+    if amp is True:
+        return (torch.float16, True) if device_type == "cuda" else (None, False)
+    if amp is False or amp == "off":
+        return None, False
+    if amp == "fp16":
+        return torch.float16, True
+    if amp == "bf16":
+        return torch.bfloat16, False
+    raise ConfigError(f"run.amp: expected true or false, or one of {', '.join(AMP_MODES)}, got {amp!r}")
+
+
+def clip_gradients(parameters, max_norm: float, mode: str = "global") -> None:
+    """Clip the gradients of ``parameters`` in place (module docstring: ``global`` / ``per_tensor``)."""
+    params = [p for p in parameters if p.grad is not None]
+    if mode == "global":
+        nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    if mode != "per_tensor":
+        raise ConfigError(f"run.clip_mode: expected one of {', '.join(CLIP_MODES)}, got {mode!r}")
+    for p in params:
+        norm = torch.linalg.vector_norm(p.grad.detach().float())
+        # tf.clip_by_norm: t * c / max(||t||, c); within the norm the factor is exactly 1 (no host sync needed)
+        p.grad.mul_((max_norm / norm.clamp(min=max_norm)).to(p.grad.dtype))
 
 
 def lr_factor(step: int, schedule: ScheduleConfig, max_steps: int) -> float:
@@ -195,8 +241,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     model.to(device)
     optimizer = build_optimizer(model.parameters(), optim)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, schedule, run.max_steps))
-    use_amp = run.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    autocast_dtype, use_scaler = amp_settings(run.amp, device.type)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step, history = 0, []
     if resume:
         if not checkpoint_path.exists():
@@ -205,7 +251,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        if use_scaler and state.get("scaler"):  # a checkpoint of an fp32/bf16 run has no scaler state
+            scaler.load_state_dict(state["scaler"])
         step, history = int(state["step"]), list(state["history"])
         _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
     per_rank = run.batch_size // world
@@ -229,13 +276,13 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     started = time.perf_counter()
     while step < run.max_steps:
         batch = to_device(next(batches), device)
-        with torch.autocast(device_type=device.type, enabled=use_amp):
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss, metrics = loss_fn(wrapped, batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if run.grad_clip > 0:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), run.grad_clip)
+            clip_gradients(model.parameters(), run.grad_clip, run.clip_mode)
         scaler.step(optimizer)
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]
