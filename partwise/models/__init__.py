@@ -94,6 +94,29 @@ def _st_activity2vec(**overrides) -> nn.Module:
     return STActivity2Vec(STActivity2VecConfig(**overrides))
 
 
+def _person_detector(**overrides) -> nn.Module:
+    """Small CenterNet-style person detector: narrow ResNet-18 trunk, stride-4 heatmap + box size/offset heads."""
+    from partwise.models.person_detector import PersonDetector, PersonDetectorConfig
+
+    return PersonDetector(PersonDetectorConfig(**overrides))
+
+
+def _video_classifier(kind: str) -> Callable[..., nn.Module]:
+    def build(**overrides) -> nn.Module:
+        from partwise.models.video_classifier import (VideoClassifier, kinetics_slowonly_r50_8x8_config,
+                                                      synth_video_classifier_config)
+
+        base = kinetics_slowonly_r50_8x8_config() if kind == "kinetics" else synth_video_classifier_config()
+        if "num_classes" in overrides and "class_names" not in overrides:
+            overrides["class_names"] = []  # placeholders for the new count
+        return VideoClassifier(replace(base, **overrides))
+
+    build.__doc__ = ("Video classifier: mmaction2 SlowOnly R50 8x8x1 Kinetics-400 recognizer (I3D head, 400 classes)."
+                     if kind == "kinetics" else
+                     "Video classifier: narrow SlowOnly (base width 8) for the 4 synthetic video classes.")
+    return build
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "activity2vec_res50": _activity2vec,
     "clip_vit_b16": _clip(16),
@@ -102,6 +125,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "tin_res50": _tin(False),
     "tin_res50_part": _tin(True),
     "st_activity2vec_r101": _st_activity2vec,
+    "person_detector": _person_detector,
     "slowonly_r50_4x16": _slowonly(50, 4, 16),
     "slowonly_r50_8x8": _slowonly(50, 8, 8),
     "slowonly_r50_16x4": _slowonly(50, 16, 4),
@@ -111,6 +135,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "slowfast_r50_4x16": _slowfast(50, 8, 8, 5),
     "slowfast_r50_8x8": _slowfast(50, 4, 4, 7),
     "slowfast_r101_8x8": _slowfast(101, 4, 4, 7),
+    "slowonly_r50_8x8_kinetics": _video_classifier("kinetics"),
+    "video_classifier_synth": _video_classifier("synth"),
 }
 
 

@@ -29,6 +29,7 @@ from partwise.io import atomic_write
 KEY_RULES: dict[str, list[tuple[str, str | None]]] = {
     "mmaction2": [
         (r"^roi_head\.bbox_head\.", "head."),
+        (r"^cls_head\.", "head."),  # recognizers (Recognizer3D: I3DHead / SlowFastHead ``fc_cls``)
         (r"^backbone\.", "backbone."),
     ],
     "openai_clip": [
@@ -56,6 +57,8 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "clip_activity2vec": ("partwise.models.clip", "ClipActivity2VecConfig", "ClipActivity2Vec"),
     "tin": ("partwise.models.tin", "TINConfig", "TIN"),
     "st_activity2vec": ("partwise.models.st_activity2vec", "STActivity2VecConfig", "STActivity2Vec"),
+    "person_detector": ("partwise.models.person_detector", "PersonDetectorConfig", "PersonDetector"),
+    "video_classifier": ("partwise.models.video_classifier", "VideoClassifierConfig", "VideoClassifier"),
 }
 
 FORMAT_VERSION = 1
@@ -128,7 +131,7 @@ def detect_source(checkpoint: dict) -> str:
     if "visual.conv1.weight" in keys and "visual.proj" in keys:
         return "openai_clip"
     if keys and any(k.startswith("backbone.") for k in keys) and (
-            any(k.startswith("roi_head.") for k in keys) or "meta" in checkpoint):
+            any(k.startswith(("roi_head.", "cls_head.")) for k in keys) or "meta" in checkpoint):
         return "mmaction2"
     return "unknown"
 

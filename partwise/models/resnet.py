@@ -80,3 +80,65 @@ def freeze_batchnorm(module: nn.Module) -> None:
             m.eval()
             m.weight.requires_grad_(False)
             m.bias.requires_grad_(False)
+
+
+class BasicBlock(nn.Module):
+    """ResNet-18/34 residual block: two 3x3 convolutions (stride on the first), projection shortcut when the shape
+    changes."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class BasicResNet(nn.Module):
+    """ResNet-18-style trunk of :class:`BasicBlock` stages with a channel ``width`` (64 = the standard ResNet-18).
+
+    ``forward(x (B, 3, H, W))`` -> list of the ``len(blocks)`` stage outputs; stage ``i`` (0-based) has
+    ``width * 2**i`` channels at stride ``4 * 2**i`` (spatial sizes rounded up, as the convolutions pad).
+    """
+
+    def __init__(self, blocks: tuple[int, ...] = (2, 2, 2, 2), width: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        channels, stages = width, []
+        for index, count in enumerate(blocks):
+            out_channels = width * 2**index
+            stage = [BasicBlock(channels if b == 0 else out_channels, out_channels, 2 if (b == 0 and index) else 1)
+                     for b in range(count)]
+            channels = out_channels
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = [width * 2**i for i in range(len(blocks))]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
+
+def resnet18(width: int = 64, num_stages: int = 4) -> BasicResNet:
+    """ResNet-18 (two BasicBlocks per stage) with ``width`` stem channels, keeping the first ``num_stages`` stages."""
+    return BasicResNet((2, 2, 2, 2)[:num_stages], width)

@@ -9,7 +9,8 @@ rest, so a typo is a one-line :class:`ConfigError` before any work starts.
 Evaluation at the end (rank 0; ``eval.json`` + ``eval_*.png`` in ``run.out_dir``, printed side by side with a
 frequency prior that scores every evaluated box with each class's training frequency): AVA frame mAP of the actions
 and (ST-Activity2Vec) the PaSta frame mAP, over the classes present in the val ground truth; Activity2Vec and
-CLIP-Activity2Vec: Activity2Vec's PaSta / verb instance AP on the val persons; TIN: the validation loss only.
+CLIP-Activity2Vec: Activity2Vec's PaSta / verb instance AP on the val persons; TIN: the validation loss and, on
+HICO-DET data, the HICO-DET mAP and interactiveness AP on ground-truth boxes (:meth:`TINRunner.evaluate`).
 
 Loss normalisation: every clip-level loss is the mean over clips of that clip's loss (mmaction2 averages over the
 positive RoIs of a GPU's batch). A clip-wise mean makes the loss of a global batch independent of how it is split
@@ -628,19 +629,157 @@ class ImageTask(abc.ABC):
         return results
 
 
+#: index of ``no_interaction`` in the 157-verb list (0-based)
+NO_INTERACTION_VERB = 57
+A2V_MODULES = ("foot", "leg", "hip", "hand", "arm", "head", "verb")
+
+
+def a2v_target_fill(pasta93: np.ndarray, verbs: np.ndarray, fill: bool = True) -> tuple:
+    """Activity2Vec's targets for ground-truth persons (copies): with ``fill``, ``pasta93`` (G, 93) gets
+    ``no_interaction`` for every part without a state (the evaluator's rule) and ``verbs`` (G, 157) verb 57
+    ``no_interaction`` for a person without verbs (hake.md §3.4: "positives without verbs get 57"; records
+    whose actions are not HAKE verbs, e.g. AVA ids, thus train the verb head on no_interaction only)."""
+    pasta93, verbs = np.array(pasta93, np.float32), np.array(verbs, np.float32)
+    if fill:
+        v = _pasta93()
+        for part in Activity2VecRunner.PARTS:
+            span = v.part_slice(part)
+            pasta93[pasta93[:, span].sum(axis=1) == 0, span.stop - 1] = 1
+        verbs[verbs.sum(axis=1) == 0, NO_INTERACTION_VERB] = 1
+    return pasta93, verbs
+
+
+def negative_targets(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 93), (count, 157) targets of non-GT boxes: the last (no_interaction) class of every part, verb 57."""
+    pasta = np.zeros((count, 93), np.float32)
+    v = _pasta93()
+    for part in Activity2VecRunner.PARTS:
+        pasta[:, v.part_slice(part).stop - 1] = 1
+    verbs = np.zeros((count, 157), np.float32)
+    verbs[:, NO_INTERACTION_VERB] = 1
+    return pasta, verbs
+
+
+def frequency_loss_weights(pasta93: np.ndarray, verbs: np.ndarray, k: float = 2.0) -> dict[str, np.ndarray]:
+    """Per-class BCE weights from training label frequencies, per Activity2Vec module (foot..head, verb).
+
+    ``w_c = k * log(k * N / n_c)`` with ``N`` the number of training persons and ``n_c`` the persons carrying class
+    ``c``; ``w_c = 0`` for classes no training person carries. Rare classes weigh more (logarithmically), and
+    ``k = 2`` (``LOSS_WEIGHT_K``) is the setting the released file was made for. The formula behind HAKE's
+    ``loss_weights.npy`` is not published; this one is inferred from HAKE-Action-Torch's ``loss_reweight``
+    (``activity2vec/ult/misc.py``), which maps the stored weights ``w`` to ``k * log(k * exp(w / 2) / 2)`` for
+    another ``k`` (identity at ``k = 2``) and keeps zeros -- i.e. stored weights of the form ``2 * log(2 * g_c)``;
+    partwise takes ``g_c = N / n_c`` (inverse frequency)."""
+    out = {}
+    v = _pasta93()
+    for name in A2V_MODULES:
+        labels = verbs if name == "verb" else pasta93[:, v.part_slice(name)]
+        n = labels.shape[0]
+        counts = (labels > 0).sum(axis=0).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            weights = np.where(counts > 0, k * np.log(k * n / np.maximum(counts, 1)), 0.0)
+        out[name] = weights.astype(np.float32)
+    return out
+
+
+def load_loss_weights(path: str | Path, k: float = 2.0) -> dict[str, np.ndarray]:
+    """Per-module class weights from a file: HAKE's ``loss_weights.npy`` (a pickled dict ``{foot: (16,), leg: (15,),
+    hip: (6,), hand: (34,), arm: (8,), head: (14,), verb: (157,)}``, read with the restricted unpickler of
+    :mod:`partwise.data.safe_pickle`, never plain pickle), an ``.npz`` with those keys, or a plain ``.npy`` float
+    array of 250 values (the 93 PaSta classes, then the 157 verbs). ``k != 2`` rescales like the original's
+    ``loss_reweight``: ``k * log(k * exp(w / 2) / 2)``, zeros kept. Bad files: one-line :class:`InputError`."""
+    from partwise.data import safe_pickle
+    from partwise.errors import InputError
+
+    path = Path(path)
+    sizes = dict(zip(Activity2VecRunner.PARTS, (16, 15, 6, 34, 8, 14)), verb=157)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                values = {name: archive[name] for name in archive.files}
+        else:
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError:  # an object array (HAKE's pickled dict): restricted unpickler on the payload
+                with open(path, "rb") as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        np.lib.format.read_array_header_1_0(fh)
+                    else:
+                        np.lib.format.read_array_header_2_0(fh)
+                    array = safe_pickle.loads(fh.read(), str(path))
+            if isinstance(array, np.ndarray) and array.dtype == object and array.shape == ():
+                array = array.item()
+            if isinstance(array, dict):
+                values = dict(array)
+            else:
+                flat = np.asarray(array, np.float64).reshape(-1)
+                if flat.size != 250:
+                    raise InputError(path, None, f"expected 250 weights (93 PaSta + 157 verbs), got {flat.size}")
+                bounds = np.cumsum([0, *sizes.values()])
+                values = {name: flat[a:b] for name, a, b in zip(sizes, bounds[:-1], bounds[1:])}
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(path, None, f"cannot read loss weights: {exc}") from None
+    out = {}
+    for name, size in sizes.items():
+        if name not in values:
+            raise InputError(path, name, f"missing (need {', '.join(sizes)})")
+        try:
+            weights = np.asarray(values[name], np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise InputError(path, name, "not an array of numbers") from None
+        if weights.size != size:
+            raise InputError(path, name, f"expected {size} weights, got {weights.size}")
+        if k != 2:
+            rescaled = k * np.log(k * np.exp(weights / 2) / 2)
+            weights = np.where(weights == 0, 0.0, rescaled)
+        out[name] = weights.astype(np.float32)
+    return out
+
+
 @dataclass
 class Activity2VecTask:
-    """HAKE Activity2Vec training (``hake.md`` §3.4), staged: ``stage: parts`` trains the part heads named in
-    ``parts`` (the original trains each part alone with its own lr: foot 1e-4 cosine, leg 2e-5, hip 2e-5 cosine,
-    hand 1e-4, arm 5e-5, head 5e-5), backbone frozen; ``stage: verb`` trains the verb head (lr 2.5e-3 cosine) on the
-    frozen part features. SGD momentum 0.9, one image per step; cosine = warm restarts (T_0 = 2 epochs, T_mult 2).
-    Skeleton maps are zero (records carry no keypoints); part boxes missing from a record are the person box."""
+    """HAKE Activity2Vec training (``hake.md`` §3.4).
+
+    Stages: ``stage: parts`` trains the part heads named in ``parts`` (the original trains each part alone with its
+    own lr: foot 1e-4 cosine, leg 2e-5, hip 2e-5 cosine, hand 1e-4, arm 5e-5, head 5e-5), backbone frozen;
+    ``stage: verb`` trains the verb head (lr 2.5e-3 cosine) on the frozen part features; ``stage: all`` trains the
+    part heads of ``parts`` and the verb head together (not in the original: for small demos). SGD momentum 0.9,
+    one image per step; cosine = warm restarts (T_0 = 2 epochs, T_mult 2).
+
+    Recipe switches (defaults = the original):
+
+    * ``keypoints``: skeleton maps and part boxes from the records' COCO-17 ``keypoints`` where a person has them
+      (the §3.2 rule); zero maps and the records' part boxes (else the person box) otherwise.
+    * ``human_per_image`` / ``pos_ratio`` (HUMAN_PER_IM 10, POS_RATIO 0.1): every GT person is a positive (resampled
+      up to ``int(human_per_image * pos_ratio)`` when there are fewer), plus up to ``human_per_image - positives``
+      non-GT boxes as negatives, labelled with the last (no_interaction) class of every part and verb 57.
+      ``negatives``: ``auto`` = person detections from ``data.proposals`` when set (as the original's non-GT boxes
+      come from a detector), else ``sampled`` = random person-like boxes; ``proposals``; ``sampled``; ``none``.
+      Every negative has IoU < ``negative_max_iou`` (0.5) with every GT person. Negatives are training-only (the
+      validation loss and evaluation use the GT persons).
+    * ``fill_no_interaction``: a GT person's part without a state is labelled that part's no_interaction (the
+      evaluator's rule), a GT person without verbs verb 57.
+    * ``loss_weights``: ``frequency`` = per-class BCE weights from the training split's label frequencies
+      (:func:`frequency_loss_weights`), a path = HAKE's ``loss_weights.npy`` (:func:`load_loss_weights`), ``none``
+      = plain BCE; ``loss_weight_k`` = LOSS_WEIGHT_K (2). The loss is the sum over trained modules of each module's
+      weighted BCE mean over the image's boxes and classes, averaged over the images of a batch."""
 
     data: ImageDataConfig
     task: str = "activity2vec"
     stage: str = "parts"
     parts: list[str] = field(default_factory=lambda: ["foot", "leg", "hip", "hand", "arm", "head"])
     model: dict = field(default_factory=dict)
+    keypoints: bool = True
+    human_per_image: int = 10
+    pos_ratio: float = 0.1
+    negatives: str = "auto"  # auto | proposals | sampled | none
+    negative_max_iou: float = 0.5
+    fill_no_interaction: bool = True
+    loss_weights: str = "frequency"  # frequency | none | path to loss_weights.npy
+    loss_weight_k: float = 2.0
     run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=1))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=1e-4))
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(name="cosine_restarts", restart_mult=2))
@@ -660,59 +799,199 @@ class Activity2VecRunner(ImageTask):
 
     def validate(self) -> None:
         super().validate()
-        if self.cfg.stage not in ("parts", "verb"):
-            raise ConfigError(f"stage: expected parts or verb, got {self.cfg.stage!r}")
-        bad = [p for p in self.cfg.parts if p not in self.PARTS]
-        if bad or not self.cfg.parts:
-            raise ConfigError(f"parts: expected some of {', '.join(self.PARTS)}, got {self.cfg.parts}")
+        cfg = self.cfg
+        if cfg.stage not in ("parts", "verb", "all"):
+            raise ConfigError(f"stage: expected parts, verb or all, got {cfg.stage!r}")
+        bad = [p for p in cfg.parts if p not in self.PARTS]
+        if bad or not cfg.parts:
+            raise ConfigError(f"parts: expected some of {', '.join(self.PARTS)}, got {cfg.parts}")
+        if cfg.negatives not in ("auto", "proposals", "sampled", "none"):
+            raise ConfigError(f"negatives: expected auto, proposals, sampled or none, got {cfg.negatives!r}")
+        if cfg.negatives == "proposals" and not cfg.data.proposals:
+            raise ConfigError("negatives: proposals needs data.proposals (a person-detection file)")
+        if cfg.human_per_image < 1 or not 0 <= cfg.pos_ratio <= 1:
+            raise ConfigError(f"human_per_image / pos_ratio: expected >= 1 and in [0, 1], got "
+                              f"{cfg.human_per_image} / {cfg.pos_ratio}")
+        if not 0 < cfg.negative_max_iou <= 1:
+            raise ConfigError(f"negative_max_iou: expected a value in (0, 1], got {cfg.negative_max_iou}")
+        if cfg.loss_weight_k <= 0:
+            raise ConfigError(f"loss_weight_k: expected a positive number, got {cfg.loss_weight_k}")
+        if cfg.loss_weights not in ("frequency", "none") and not Path(cfg.loss_weights).is_file():
+            raise ConfigError(f"loss_weights: expected frequency, none or a loss_weights.npy file, got {cfg.loss_weights!r}")
+
+    def trained_modules(self) -> list[str]:
+        stage = self.cfg.stage
+        return (list(self.cfg.parts) if stage != "verb" else []) + (["verb"] if stage != "parts" else [])
+
+    def negative_source(self) -> str:
+        if self.cfg.negatives == "auto":
+            return "proposals" if self.cfg.data.proposals else "sampled"
+        return self.cfg.negatives
 
     def build_net(self):
         from partwise.models.activity2vec import Activity2Vec
 
         net = Activity2Vec(self.model_config())
         net.requires_grad_(False)
-        if self.cfg.stage == "parts":
+        if self.cfg.stage != "verb":
             for p in (self.PARTS.index(name) for name in self.cfg.parts):
                 for module in (net.pool2_flat_pose_maps[p], net.fc7_parts[p], net.part_cls_scores[p]):
                     module.requires_grad_(True)
-        else:
+        if self.cfg.stage != "parts":
             net.verb_cls_scores.requires_grad_(True)
         return net
 
     def wrap(self, net):
-        frozen = ("backbone",) if self.cfg.stage == "parts" else ("backbone", "pool2_flat_pose_maps", "fc7_parts")
+        frozen = ("backbone",) if self.cfg.stage != "verb" else ("backbone", "pool2_flat_pose_maps", "fc7_parts")
         return TrainModel(net, False, frozen)
 
-    def inputs(self, batch):
+    def datasets(self):
+        from partwise.train.data import ImageRecordsDataset, group_images, load_records
+
+        data = self.cfg.data
+        size = self.model_config().skeleton_size
+        built = []
+        for split, train in ((data.train_split, True), (data.val_split, False)):
+            items = group_images(load_records(data, split))
+            if data.proposals:
+                from partwise.data.ava import read_proposals
+
+                props = read_proposals(Path(data.root) / data.proposals.format(split=split))
+                for it in items:
+                    key = f"{it.video},{int(round(it.time_s)):04d}" if it.time_s is not None else it.video
+                    found = props.get(key)
+                    it.proposals = np.zeros((0, 4)) if found is None else np.asarray(found, np.float64)[:, :4]
+            built.append(ImageRecordsDataset(data, items, train=train, seed=self.cfg.run.seed if train else 0,
+                                             extra=self.extra_fields, keypoint_inputs=self.cfg.keypoints,
+                                             skeleton_size=size))
+        self._class_weights = self.class_weights(built[0].items)
+        return built[0], built[1]
+
+    def class_weights(self, train_items) -> dict[str, torch.Tensor] | None:
+        """Per-module class weights (see :class:`Activity2VecTask`), or None for plain BCE."""
+        from partwise.train.data import pasta93_targets, verb_targets
+
+        cfg = self.cfg
+        if cfg.loss_weights == "none":
+            return None
+        if cfg.loss_weights == "frequency":
+            pasta, verbs = [], []
+            for it in train_items:
+                p, v = a2v_target_fill(pasta93_targets(it.pasta), verb_targets(it.actions, it.action_vocab),
+                                       cfg.fill_no_interaction)
+                pasta.append(p)
+                verbs.append(v)
+            weights = frequency_loss_weights(np.concatenate(pasta), np.concatenate(verbs), cfg.loss_weight_k)
+        else:
+            weights = load_loss_weights(cfg.loss_weights, cfg.loss_weight_k)
+        return {name: torch.from_numpy(w) for name, w in weights.items()}
+
+    def extra_fields(self, item, sample: dict, rng) -> dict:
+        """Training samples: the positives (indices into the GT persons, resampled up to ``human_per_image *
+        pos_ratio``) and the negative boxes ``neg_boxes`` (K, 4) pixels of the transformed image."""
+        from partwise.train.data import proposal_negative_boxes, sample_negative_boxes
+
+        cfg = self.cfg
+        out = {"has_verbs": item.action_vocab == "verbs157"}
+        if rng is None:
+            return out
+        gt = sample["boxes"].numpy().astype(np.float64)
+        positives = np.arange(len(gt))
+        minimum = int(cfg.human_per_image * cfg.pos_ratio)
+        if 0 < len(gt) < minimum:
+            positives = np.concatenate([positives, rng.choice(len(gt), size=minimum - len(gt))])
+        room = max(cfg.human_per_image - len(positives), 0)
+        h, w = sample["image"].shape[-2:]
+        source = self.negative_source()
+        negatives = np.zeros((0, 4))
+        if room and source == "sampled":
+            negatives = sample_negative_boxes(gt, (w, h), room, rng, cfg.negative_max_iou)
+        elif room and source == "proposals" and item.proposals is not None and len(item.proposals):
+            props = item.proposals * np.array([w, h, w, h], np.float64)
+            if sample["flipped"]:
+                props = np.stack([w - props[:, 2], props[:, 1], w - props[:, 0], props[:, 3]], -1)
+            negatives = proposal_negative_boxes(props, gt, room, rng, cfg.negative_max_iou)
+        out.update(positives=torch.from_numpy(positives.astype(np.int64)),
+                   neg_boxes=torch.from_numpy(negatives.astype(np.float32)))
+        return out
+
+    def inputs(self, batch, with_negatives: bool = False):
+        """(images, human RoIs (N, 5), part RoIs (N, 10, 5), skeletons (N, 1, S, S)) of the batch's persons; with
+        ``with_negatives`` (training batches) the resampled positives then each image's negatives (part boxes = the
+        box itself, zero skeleton map)."""
         from partwise.models.activity2vec import PIXEL_MEANS_BGR
 
         device = batch["image"].device
         images = batch["image"].flip(1) - torch.tensor(PIXEL_MEANS_BGR, device=device).view(1, 3, 1, 1)
-        human = rois_from_boxes(batch["boxes"])
-        parts = torch.cat([torch.cat([torch.full((len(p), 10, 1), float(i), device=device), p], -1)
-                           for i, p in enumerate(batch["part_boxes"])])
-        skeletons = torch.zeros(len(human), 1, 64, 64, device=device)
-        return images, human, parts, skeletons
+        size = self.model_config().skeleton_size
+        boxes, parts, maps = [], [], []
+        for i, gt in enumerate(batch["boxes"]):
+            gt_parts = batch["part_boxes"][i]
+            gt_maps = batch["skeletons"][i] if "skeletons" in batch else torch.zeros(len(gt), 1, size, size, device=device)
+            if with_negatives and "positives" in batch:
+                pos = batch["positives"][i]
+                neg = batch["neg_boxes"][i]
+                boxes.append(torch.cat([gt[pos], neg]))
+                parts.append(torch.cat([gt_parts[pos], neg[:, None, :].expand(-1, 10, -1)]))
+                maps.append(torch.cat([gt_maps[pos], torch.zeros(len(neg), 1, size, size, device=device)]))
+            else:
+                boxes.append(gt)
+                parts.append(gt_parts)
+                maps.append(gt_maps)
+        human = rois_from_boxes(boxes).to(device)
+        part_rois = torch.cat([torch.cat([torch.full((len(p), 10, 1), float(i), device=device), p], -1)
+                               for i, p in enumerate(parts)])
+        return images, human, part_rois, torch.cat(maps)
+
+    def targets(self, batch, with_negatives: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per image ``(pasta93 (n, 93), verbs (n, 157))`` aligned with :meth:`inputs`."""
+        out = []
+        for i, pasta in enumerate(batch["pasta93"]):
+            p, v = a2v_target_fill(pasta.cpu().numpy(), batch["verbs"][i].cpu().numpy(), self.cfg.fill_no_interaction)
+            if with_negatives and "positives" in batch:
+                pos = batch["positives"][i].cpu().numpy()
+                neg_p, neg_v = negative_targets(len(batch["neg_boxes"][i]))
+                p, v = np.concatenate([p[pos], neg_p]), np.concatenate([v[pos], neg_v])
+            device = pasta.device
+            out.append((torch.from_numpy(p).to(device), torch.from_numpy(v).to(device)))
+        return out
 
     def predict_instances(self, model, batch):
         out = model(*self.inputs(batch))
+        with_verbs = self.cfg.stage != "parts" and any(batch["has_verbs"])
         return (torch.sigmoid(out["pasta_logits"]).float().cpu().numpy(),
-                torch.sigmoid(out["verb_logits"]).float().cpu().numpy() if self.cfg.stage == "verb" else None)
+                torch.sigmoid(out["verb_logits"]).float().cpu().numpy() if with_verbs else None)
 
     def loss_fn(self, model, batch):
         import torch.nn.functional as F
 
-        out = model(*self.inputs(batch))
-        counts = [len(b) for b in batch["boxes"]]
-        if self.cfg.stage == "parts":
-            v = _pasta93()
-            columns = torch.cat([torch.arange(v.part_slice(p).start, v.part_slice(p).stop) for p in self.cfg.parts])
-            columns = columns.to(out["pasta_logits"].device)
-            logits, targets = out["pasta_logits"][:, columns], torch.cat(batch["pasta93"])[:, columns]
-        else:
-            logits, targets = out["verb_logits"], torch.cat(batch["verbs"])
-        per_image = [F.binary_cross_entropy_with_logits(logits[s], targets[s]) for s in _slices(counts) if s.stop > s.start]
+        with_negatives = model.training
+        out = model(*self.inputs(batch, with_negatives))
+        targets = self.targets(batch, with_negatives)
+        weights = getattr(self, "_class_weights", None)
+        v = _pasta93()
+        counts = [len(t[0]) for t in targets]
+        per_image = []
+        for s, (pasta, verbs) in zip(_slices(counts), targets):
+            if s.stop == s.start:
+                continue
+            total = 0
+            for name in self.trained_modules():
+                if name == "verb":
+                    logits, labels = out["verb_logits"][s], verbs
+                else:
+                    span = v.part_slice(name)
+                    logits, labels = out["pasta_logits"][s, span], pasta[:, span]
+                weight = None if weights is None else weights[name].to(logits.device).expand_as(logits)
+                total = total + F.binary_cross_entropy_with_logits(logits, labels, weight=weight)
+            per_image.append(total)
+        if not per_image:
+            return out["pasta_logits"].sum() * 0, {}
         return torch.stack(per_image).sum() / len(counts), {}
+
+    def model_extra(self) -> dict:
+        """Extra fields saved with ``model.pt``: whether ``partwise run`` must feed skeleton maps."""
+        return {"skeletons": bool(self.cfg.keypoints)}
 
 
 @dataclass
@@ -809,20 +1088,28 @@ class TINTask:
     """TIN (``tin_hoi.md`` §1.6-1.7): per image all GT human-object pairs (positives, HOI multi-hot + interactive)
     and up to ``neg_per_image`` negatives (a person with another person's object or with another person:
     non-interactive); L = L_H + L_O (positives) + L_sp + L_D; cosine with restarts from 1e-3 (first period 80k,
-    x2), momentum 0.9, gradient norm clipped to 1 (global here; the original clips per tensor); seed 3.
-    ``pos_augment`` jittered copies of each positive (scale 1 +- 10 %, shift +- 10 %, IoU > 0.7)."""
+    x2), momentum 0.9, each gradient tensor clipped to norm 1 on its own (``run.clip_mode: per_tensor``, TF's
+    ``clip_by_norm`` per variable); seed 3. ``pos_augment`` jittered copies of each positive (scale 1 +- 10 %,
+    shift +- 10 %, IoU > 0.7).
+
+    Data: any image format; HICO-DET (``data.format: hico-det``) gives the HOI targets directly (records carry
+    ``hico_hoi600`` ids; the HOIs of one human-object box pair form one multi-hot positive, as TIN's GT entries
+    do). ``data.images`` may contain ``{split}`` (e.g. ``images/{split}2015`` for HICO-DET's ``train2015`` /
+    ``test2015`` folders). End-of-run evaluation on HICO-DET: see :meth:`TINRunner.evaluate`."""
 
     data: ImageDataConfig
     task: str = "tin"
     model: dict = field(default_factory=dict)
     neg_per_image: int = 60
     pos_augment: int = 15
-    run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=1, grad_clip=1.0, seed=3))
+    run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=1, grad_clip=1.0, clip_mode="per_tensor",
+                                                             seed=3))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=1e-4))
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(name="cosine_restarts",
                                                                              restart_period=80000, restart_mult=2))
     eval: EvalConfig = field(default_factory=EvalConfig)
     init: str = ""
+    frozen: list[str] = field(default_factory=list)  # sub-networks kept fixed (eval mode, no gradient)
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, width: float, height: float, tries: int = 150) -> np.ndarray:
@@ -842,6 +1129,16 @@ def jitter_box(box: np.ndarray, rng: np.random.Generator, width: float, height: 
     return box.copy()
 
 
+def _coco_order_of_hico_object() -> np.ndarray:
+    """(81,) COCO-order index 1..80 (what TIN's NIS overrides are keyed by) of each ``hico_objects80`` id."""
+    from partwise.data.hico_det import COCO91_TO_HICO_OBJECT
+
+    out = np.zeros(81, np.int64)
+    for order, coco91 in enumerate(sorted(COCO91_TO_HICO_OBJECT), start=1):
+        out[COCO91_TO_HICO_OBJECT[coco91]] = order
+    return out
+
+
 class TINRunner(ImageTask):
     name = "tin"
     config_cls = TINTask
@@ -856,11 +1153,64 @@ class TINRunner(ImageTask):
 
         return TIN(self.model_config())
 
-    def pairs(self, item, sample: dict, rng: np.random.Generator | None):
-        """(human boxes (P, 4), object boxes (P, 4), HOI targets (P, 600), binary targets (P, 2), #positives) in
-        pixels of the transformed image; positives first."""
+    def wrap(self, net):
+        for name in self.cfg.frozen:
+            try:
+                net.get_submodule(name).requires_grad_(False)
+            except AttributeError:
+                raise ConfigError(f"frozen: TIN has no sub-network {name!r}") from None
+        return TrainModel(net, False, tuple(self.cfg.frozen))
+
+    def split_data(self, split: str) -> ImageDataConfig:
+        """``data`` with ``{split}`` in ``data.images`` replaced by ``split``."""
+        data = self.cfg.data
+        return dataclasses.replace(data, images=data.images.format(split=split)) if "{split}" in data.images else data
+
+    def validate(self) -> None:
+        from partwise.train.data import check_image_paths
+
+        self.model_config()
+        for split in (self.cfg.data.train_split, self.cfg.data.val_split):
+            check_image_paths(self.split_data(split))
+        if self.cfg.init and not Path(self.cfg.init).exists():
+            raise ConfigError(f"init: {self.cfg.init} does not exist")
+
+    def datasets(self):
+        from partwise.train.data import ImageRecordsDataset, group_images
+
+        data = self.cfg.data
+        train_items = group_images(load_records(data, data.train_split))
+        val_items = group_images(load_records(data, data.val_split))
+        return (ImageRecordsDataset(self.split_data(data.train_split), train_items, train=True, seed=self.cfg.run.seed,
+                                    extra=self.extra_fields),
+                ImageRecordsDataset(self.split_data(data.val_split), val_items, train=False, extra=self.extra_fields))
+
+    @staticmethod
+    def hoi_targets(item, objects: list) -> dict[tuple, tuple[np.ndarray, Any]]:
+        """One person's objects grouped by box: {normalized box: ((600,) multi-hot HOI target, class id)}. Records
+        in ``hico_hoi600`` carry the HOI id as the action, ``hico_verbs117`` records the verb (mapped with the
+        object); other vocabularies give all-zero targets (interactiveness only)."""
         from partwise.vocab import hico_hoi_table
 
+        hoi_of = {}
+        if item.action_vocab == "hico_verbs117":
+            hoi, verb, obj = hico_hoi_table()
+            hoi_of = {(int(v), int(o)): int(i) for i, v, o in zip(hoi, verb, obj)}
+        merged: dict[tuple, tuple[np.ndarray, Any]] = {}
+        for class_id, action, box in objects:
+            target, _ = merged.setdefault(tuple(float(v) for v in box), (np.zeros(600, np.float32), class_id))
+            if item.action_vocab == "hico_hoi600":
+                if action is not None and 1 <= int(action) <= 600:
+                    target[int(action) - 1] = 1
+                continue
+            key = (int(action) if action is not None else -1, int(class_id) if class_id is not None else -1)
+            if key in hoi_of:
+                target[hoi_of[key] - 1] = 1
+        return merged
+
+    def pairs(self, item, sample: dict, rng: np.random.Generator | None):
+        """(human boxes (P, 4), object boxes (P, 4), HOI targets (P, 600), binary targets (P, 2), #positives) in
+        pixels of the transformed image; positives first. A person's object is never one of its negatives."""
         h, w = sample["image"].shape[-2:]
         scale = np.array([w, h, w, h], np.float64)
 
@@ -869,17 +1219,10 @@ class TINRunner(ImageTask):
             return np.array([w - b[2], b[1], w - b[0], b[3]]) if sample["flipped"] else b
 
         humans = sample["boxes"].numpy().astype(np.float64)
-        hoi_of = {}
-        if item.action_vocab == "hico_verbs117":
-            hoi, verb, obj = hico_hoi_table()
-            hoi_of = {(int(v), int(o)): int(i) for i, v, o in zip(hoi, verb, obj)}
         pos_h, pos_o, pos_t, neg_h, neg_o = [], [], [], [], []
-        for g, objects in enumerate(item.objects):
-            for class_id, action, box in objects:
-                target = np.zeros(600, np.float32)
-                key = (int(action) if action is not None else -1, int(class_id) if class_id is not None else -1)
-                if key in hoi_of:
-                    target[hoi_of[key] - 1] = 1
+        own = [self.hoi_targets(item, objects) for objects in item.objects]
+        for g, merged in enumerate(own):
+            for box, (target, _) in merged.items():
                 copies = [(humans[g], to_pixels(box))]
                 if rng is not None:
                     copies += [(jitter_box(humans[g], rng, w, h), jitter_box(to_pixels(box), rng, w, h))
@@ -895,8 +1238,9 @@ class TINRunner(ImageTask):
                 neg_h.append(humans[g])
                 neg_o.append(humans[other])
                 for _, _, box in objects:
-                    neg_h.append(humans[g])
-                    neg_o.append(to_pixels(box))
+                    if tuple(float(v) for v in box) not in own[g]:
+                        neg_h.append(humans[g])
+                        neg_o.append(to_pixels(box))
         if neg_h and len(neg_h) > self.cfg.neg_per_image:
             pick = (rng.permutation(len(neg_h)) if rng is not None else np.arange(len(neg_h)))[: self.cfg.neg_per_image]
             neg_h, neg_o = [neg_h[i] for i in sorted(pick)], [neg_o[i] for i in sorted(pick)]
@@ -912,28 +1256,225 @@ class TINRunner(ImageTask):
         return {"pair_h": torch.from_numpy(hb), "pair_o": torch.from_numpy(ob), "hoi": torch.from_numpy(hoi),
                 "binary": torch.from_numpy(binary), "n_pos": n_pos}
 
-    def loss_fn(self, model, batch):
-        from partwise.models.tin import interaction_pattern, tin_loss
-
+    @staticmethod
+    def forward_pairs(model, image: torch.Tensor, hb: torch.Tensor, ob: torch.Tensor) -> dict:
+        """TIN on one RGB 0..255 image ``(1, 3, H, W)`` and its pairs ``hb``, ``ob`` ``(P, 4)`` (pixels)."""
         from partwise.models.activity2vec import PIXEL_MEANS_BGR
+        from partwise.models.tin import interaction_pattern
+
+        device = image.device
+        images = image.flip(1) - torch.tensor(PIXEL_MEANS_BGR, device=device).view(1, 3, 1, 1)
+        patterns = torch.from_numpy(np.stack([interaction_pattern(h.numpy(), o.numpy())
+                                              for h, o in zip(hb.cpu(), ob.cpu())])).to(device)
+        index = torch.zeros((len(hb), 1), device=device)
+        return model(images, torch.cat([index, hb], 1), torch.cat([index, ob], 1), patterns)
+
+    def loss_fn(self, model, batch):
+        from partwise.models.tin import tin_loss
 
         device = batch["image"].device
-        images = batch["image"].flip(1) - torch.tensor(PIXEL_MEANS_BGR, device=device).view(1, 3, 1, 1)
         binary_weights = torch.tensor([math.log(5.0), math.log(1.25)], device=device)
         losses = []
         for i in range(len(batch["pair_h"])):
             hb, ob = batch["pair_h"][i], batch["pair_o"][i]
             if len(hb) == 0:
                 continue
-            patterns = torch.from_numpy(np.stack([interaction_pattern(h.numpy(), o.numpy())
-                                                  for h, o in zip(hb.cpu(), ob.cpu())])).to(device)
-            index = torch.full((len(hb), 1), 0.0, device=device)
-            out = model(images[i:i + 1], torch.cat([index, hb], 1), torch.cat([index, ob], 1), patterns)
+            out = self.forward_pairs(model, batch["image"][i:i + 1], hb, ob)
             losses.append(tin_loss(out, batch["hoi"][i], batch["binary"][i], int(batch["n_pos"][i]),
                                    binary_weights=binary_weights))
         if not losses:
             return sum(p.sum() * 0 for p in model.parameters() if p.requires_grad), {}
         return torch.stack(losses).sum() / len(batch["pair_h"]), {}
+
+    # --- evaluation ----------------------------------------------------------------------------------------------
+
+    def hico_files(self) -> tuple[Path, Path]:
+        """(GT file of the val split, file of the train split's counts) of a HICO-DET ``data.annotations``: the
+        folder's ``anno_bbox.mat`` (both), else its ``test_hico.json`` / ``trainval_hico.json``; a file: itself for
+        ``.mat``, the JSON pair beside it otherwise."""
+        path = Path(self.cfg.data.root) / self.cfg.data.annotations
+        if path.is_file() and path.suffix.lower() == ".mat":
+            return path, path
+        folder = path if path.is_dir() else path.parent
+        if (folder / "anno_bbox.mat").is_file() and path.is_dir():
+            return folder / "anno_bbox.mat", folder / "anno_bbox.mat"
+        return folder / "test_hico.json", folder / "trainval_hico.json"
+
+    def candidate_pairs(self, item) -> list[tuple[int, tuple, int]]:
+        """Every (person index, distinct object box (normalized), HICO object id) of an image: the GT persons times
+        every annotated object of the image (its own and the other persons') and every other GT person (class
+        ``person``: TIN pairs humans with every other detection, humans included)."""
+        from partwise.vocab import load
+
+        person = load("hico_objects80").id_of("person")
+        objects: dict[tuple, int] = {}
+        for objs in item.objects:
+            for class_id, _, box in objs:
+                objects.setdefault(tuple(float(v) for v in box), int(class_id))
+        humans = [tuple(float(v) for v in box) for box in item.boxes]
+        out = []
+        for g in range(len(humans)):
+            out += [(g, box, cls) for box, cls in objects.items()]
+            out += [(g, humans[k], person) for k in range(len(humans)) if k != g and humans[k] not in objects]
+        return out
+
+    def evaluate(self, model, train_ds, val_ds, out_dir: Path | None, progress: bool = False) -> dict:
+        """Validation loss; on HICO-DET records (``hico_hoi600``) also the HICO-DET mAP (:mod:`partwise.eval.hico`,
+        ``official`` profile, Default setting) and TIN's interactiveness AP (:mod:`partwise.eval.interactiveness`)
+        of the val split, each next to a frequency prior on the same pairs.
+
+        Pairs: the **ground-truth** person boxes times the ground-truth object boxes of each image (no detector is
+        run), so these are oracle-box figures, higher than detector-box HICO-DET numbers. Each pair is scored for
+        every HOI of its object's class with S_C (``model``), with S_C after TIN's NIS (``model_nis``: the pair is
+        dropped for the interaction classes when P_non > tau_no and P_int < tau_int), or with P(HOI | object) of
+        the training annotations (``frequency_prior``); P_int scores the pair for the interactiveness AP, next to
+        the training fraction of interactive pairs per object class. The official Full/Rare/Non-rare means run over
+        all 600 classes (classes without test GT count as AP 0); ``present_*`` over the classes with test GT, which
+        is the figure reported as ``mAP``. Predictions go to ``hico_predictions.parquet`` (0-based boxes, readable
+        by ``partwise eval hico``)."""
+        if not val_ds.items or any(it.action_vocab != "hico_hoi600" for it in val_ds.items):
+            return super().evaluate(model, train_ds, val_ds, out_dir, progress)
+        results: dict[str, Any] = {"val_loss": {"value": self.validation_loss(model, val_ds)}}
+        results.update(self.evaluate_hico(model, train_ds, val_ds, out_dir, progress))
+        if out_dir is not None:
+            from partwise.io import atomic_write
+
+            with atomic_write(out_dir / "eval.json") as fh:
+                json.dump(_clean(results), fh, indent=2)
+        return results
+
+    def evaluate_hico(self, model, train_ds, val_ds, out_dir: Path | None, progress: bool = False) -> dict:
+        from partwise import vocab
+        from partwise.data.hico_det import hoi_verb_object, read_gt_pairs, training_counts
+        from partwise.eval import hico as hico_eval
+        from partwise.eval.interactiveness import interactive_pairs, interactiveness_ap
+        from partwise.models.tin import nis_keep
+        from partwise.train.engine import to_device
+
+        gt_file, train_file = self.hico_files()
+        gt_raw = read_gt_pairs(gt_file, self.cfg.data.val_split)
+        gt = hico_eval.Pairs(gt_raw.image, gt_raw.hoi - 1, gt_raw.boxes)
+        index_of = {name: i for i, name in enumerate(gt_raw.images)}
+        counts = training_counts(train_file)
+        rare = counts[1:] < hico_eval.RARE_THRESHOLD
+        verb_of, object_of = hoi_verb_object()
+        no_interaction = verb_of == vocab.load("hico_verbs117").id_of("no_interaction")
+        hois_of = {o: np.flatnonzero(object_of == o) for o in range(1, 81)}  # HOI ids (1-based) per object
+        prior_hoi = np.zeros(601)
+        for o, ids in hois_of.items():
+            prior_hoi[ids] = counts[ids] / max(int(counts[ids].sum()), 1)
+        interactive_seen, candidates_seen = np.zeros(81), np.zeros(81)
+        for item in train_ds.items:
+            own = [self.hoi_targets(item, objects) for objects in item.objects]
+            for g, box, cls in self.candidate_pairs(item):
+                candidates_seen[cls] += 1
+                if box in own[g] and (own[g][box][0][~no_interaction[1:]] > 0).any():
+                    interactive_seen[cls] += 1
+        prior_int = interactive_seen / np.maximum(candidates_seen, 1)
+        coco_order = _coco_order_of_hico_object()
+
+        rows: dict[str, list] = {k: [] for k in ("image", "cls", "box", "model", "prior", "nis")}
+        pair_rows: dict[str, list] = {k: [] for k in ("image", "box", "p_int", "prior")}
+        model.eval()
+        device = next(model.parameters()).device
+        iterator = range(len(val_ds))
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, desc="eval hico-det", unit="img")
+        with torch.no_grad():
+            for i in iterator:
+                item = val_ds.items[i]
+                pairs = self.candidate_pairs(item)
+                if not pairs or item.video not in index_of:
+                    continue
+                sample = val_ds[i]
+                h, w = sample["image"].shape[-2:]
+                scale = np.array([w, h, w, h], np.float64)
+                hb = torch.from_numpy(np.array([sample["boxes"][g].numpy() for g, _, _ in pairs], np.float32))
+                ob = torch.from_numpy(np.array([np.asarray(box) * scale for _, box, _ in pairs], np.float32))
+                out = self.forward_pairs(model, to_device(sample["image"][None], device), hb, ob)
+                scores = out["hoi_scores"].float().cpu().numpy().astype(np.float64)
+                binary = out["binary"].float().cpu().numpy().astype(np.float64)
+                size = np.array([item.width, item.height] * 2, np.float64)
+                for k, (g, box, cls) in enumerate(pairs):
+                    # continuous pixel boxes -> 0-based inclusive pixel indices (x2 - 1), HICO-DET's detection format
+                    boxes8 = np.concatenate([item.boxes[g] * size, np.asarray(box) * size]) - [0, 0, 1, 1] * 2
+                    ids = hois_of[cls]
+                    keep = nis_keep(binary[k, 0], binary[k, 1], coco_order[cls]) | no_interaction[ids]
+                    rows["image"].append(np.full(len(ids), index_of[item.video]))
+                    rows["cls"].append(ids - 1)
+                    rows["box"].append(np.tile(boxes8, (len(ids), 1)))
+                    rows["model"].append(scores[k, ids - 1])
+                    rows["prior"].append(prior_hoi[ids])
+                    rows["nis"].append(keep)
+                    pair_rows["image"].append(index_of[item.video])
+                    pair_rows["box"].append(boxes8)
+                    pair_rows["p_int"].append(binary[k, 0])
+                    pair_rows["prior"].append(prior_int[cls])
+        n_images = len(gt_raw.images)
+        if not rows["image"]:
+            return {}
+        image = np.concatenate(rows["image"]).astype(np.int64)
+        cls = np.concatenate(rows["cls"]).astype(np.int64)
+        boxes = np.concatenate(rows["box"])
+        nis = np.concatenate(rows["nis"])
+
+        def hoi_map(score: np.ndarray, keep: np.ndarray | None = None) -> dict:
+            det = hico_eval.Pairs(image, cls, boxes, score)
+            if keep is not None:
+                det = det.take(np.flatnonzero(keep))
+            res = hico_eval.evaluate_hico(gt, det, n_images, profile="official", rare=rare)["default"]
+            present = res.classes.npos > 0
+
+            def mean(mask):
+                return float(res.classes.ap[mask].mean()) if mask.any() else None
+
+            return {"protocol": "hico-det official (Default), ground-truth boxes (oracle)",
+                    "full": res.full, "rare": res.rare, "non_rare": res.non_rare,
+                    "present_full": mean(present), "present_rare": mean(present & rare),
+                    "present_non_rare": mean(present & ~rare),
+                    "per_class": {str(c + 1): float(res.classes.ap[c]) for c in np.flatnonzero(present)},
+                    "recall": {str(c + 1): float(res.classes.recall[c]) for c in np.flatnonzero(present)}}
+
+        model_score = np.concatenate(rows["model"])
+        ours, ours_nis = hoi_map(model_score), hoi_map(model_score, nis)
+        prior = hoi_map(np.concatenate(rows["prior"]))
+        present = int(np.count_nonzero(np.bincount(gt.cls, minlength=600)))
+        out: dict[str, Any] = {"hoi": {
+            "mAP": ours["present_full"], "prior_mAP": prior["present_full"], "nis_mAP": ours_nis["present_full"],
+            "classes": present, "boxes": "ground-truth person and object boxes (oracle-box mAP)",
+            "model": ours, "model_nis": ours_nis, "frequency_prior": prior,
+            "n_images": n_images, "n_gt_pairs": int(len(gt)), "n_pairs": len(pair_rows["image"]),
+            "rare_classes_present": int(np.count_nonzero(np.bincount(gt.cls, minlength=600).astype(bool) & rare))}}
+
+        positives = interactive_pairs(gt)
+        pair_image = np.asarray(pair_rows["image"], np.int64)
+        order = np.argsort(pair_image, kind="stable")
+
+        def int_ap(score) -> dict:
+            det = hico_eval.Pairs(pair_image, np.zeros(len(pair_image), np.int64),
+                                  np.asarray(pair_rows["box"]) + 1.0, np.asarray(score, np.float64)).take(order)
+            ap, _, rec, npos = interactiveness_ap(positives, det, n_images)
+            return {"protocol": "tin interactiveness AP, ground-truth boxes (oracle)", "ap": ap, "npos": npos,
+                    "recall": float(rec[-1]) if rec.size else 0.0}
+
+        ours_int, prior_int_res = int_ap(pair_rows["p_int"]), int_ap(pair_rows["prior"])
+        out["interactiveness"] = {"mAP": ours_int["ap"], "prior_mAP": prior_int_res["ap"], "classes": 1,
+                                  "model": ours_int, "frequency_prior": prior_int_res}
+        if out_dir is not None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            from partwise.io import atomic_write
+
+            table = pa.table({"image": [gt_raw.images[i] for i in image], "hoi_id": cls + 1,
+                              **{name: boxes[:, j] for j, name in enumerate(
+                                  ("hx1", "hy1", "hx2", "hy2", "ox1", "oy1", "ox2", "oy2"))},
+                              "score": model_score})
+            with atomic_write(out_dir / "hico_predictions.parquet", "wb") as fh:
+                pq.write_table(table, fh)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -947,6 +1488,10 @@ TASKS: dict[str, type] = {"ava_detector": AvaDetectorRunner, "st_activity2vec": 
 
 def register_task(runner: type) -> None:
     TASKS[runner.name] = runner
+
+
+import partwise.train.person_detector  # noqa: E402,F401  (registers the person_detector task)
+import partwise.train.video_classifier  # noqa: E402,F401  (registers the video_classifier task)
 
 
 def load_task(path: str | None, overrides: list[str] | None = None, base: dict | None = None):
@@ -985,7 +1530,9 @@ def run_task(runner, *, resume: bool = False, progress: bool = True, evaluate: b
     if result.checkpoint is None:  # not rank 0
         return summary
     out_dir = Path(cfg.run.out_dir)
-    save_model(model.net, out_dir / "model.pt", extra={"task": runner.name, "data": dataclasses.asdict(cfg.data)})
+    extra = {"task": runner.name, "data": dataclasses.asdict(cfg.data)}
+    extra.update(runner.model_extra() if hasattr(runner, "model_extra") else {})
+    save_model(model.net, out_dir / "model.pt", extra=extra)
     summary["seconds"] = result.history[-1].get("seconds")
     if evaluate and cfg.eval.enabled:
         summary["eval"] = runner.evaluate(model, train_ds, val_ds, out_dir, progress=progress)
