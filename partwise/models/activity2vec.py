@@ -17,6 +17,13 @@ L the (93, D) text-embedding matrix of the 93 PaSta names. partwise ships L comp
 (``scripts/make_pasta_language_matrix.py``): D = 768 = 384 (part name) + 384 (state name), so f_pasta is 3840-d. The
 original used BERT-base, D = 1536 (f_pasta 4608-d); pass its matrix as ``language_matrix`` to reproduce it.
 
+Light trunk (``Activity2VecConfig(trunk="resnet18", trunk_width=w)``, not in the original): the stride-16 map is
+stage 3 of a ResNet-18 of stem width w (4w channels) and the human crop goes through its stage 4 (8w channels,
+stride ``res5_stride``) instead of ``layer4``; the part heads' input widths follow (part features 4w each, human 8w,
+scene 4w), as does the skeleton width for another ``skeleton_size`` S (16 * (((S - 4) // 2 - 4) // 2)**2). f_part
+and f_visual have ``hidden`` and 6 * ``hidden`` units. It exists for models trained from scratch, where no
+pretrained ResNet-50 is available, small enough to ship (e.g. the ``synth-activity2vec`` weights).
+
 Boxes: ``[batch_index, x1, y1, x2, y2]`` in input-image pixels. RoIs are cropped with an affine sampling grid
 (``grid_sample``, ``align_corners=False``) from the stride-16 map, as the original does -- not RoIAlign.
 Input images: BGR, 0..255, minus ``PIXEL_MEANS`` (see :func:`preprocess`), no resizing at test time.
@@ -31,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from partwise.models.resnet import resnet50
+from partwise.models.resnet import BasicBlock, resnet18, resnet50
 from partwise.vocab.core import PART_AGG_RULE
 
 #: Activity2Vec's BGR pixel means.
@@ -39,6 +46,7 @@ PIXEL_MEANS_BGR = (102.9801, 115.9465, 122.7717)
 PASTA_PART_SIZES = (16, 15, 6, 34, 8, 14)
 NUM_VERBS = 157
 LANGUAGE_MATRIX_FILE = "pasta93_minilm_l6_768.npy"
+TRUNKS = ("resnet50", "resnet18")
 
 
 @dataclass
@@ -50,6 +58,31 @@ class Activity2VecConfig:
     stride_in_1x1: bool = False
     skeleton_size: int = 64
     language_dim: int = 768
+    trunk: str = "resnet50"  # resnet50 (HAKE's) | resnet18 (the light trunk of :class:`LightTrunk`)
+    trunk_width: int = 64  # resnet18 only: stem channels; stages have width * (1, 2, 4, 8)
+
+    def __post_init__(self):
+        if self.trunk not in TRUNKS:
+            raise ValueError(f"trunk: expected one of {', '.join(TRUNKS)}, got {self.trunk!r}")
+        if self.trunk_width < 1:
+            raise ValueError(f"trunk_width: expected a positive channel count, got {self.trunk_width}")
+        if self.trunk == "resnet18" and self.stride_in_1x1:
+            raise ValueError("stride_in_1x1: the resnet18 trunk has no 1x1 convolutions (a resnet50 setting)")
+
+    @property
+    def head_channels(self) -> int:
+        """Channels of the stride-16 'head' map (scene and part features)."""
+        return 1024 if self.trunk == "resnet50" else 4 * self.trunk_width
+
+    @property
+    def human_channels(self) -> int:
+        """Channels of the res5 output on the human crop (human feature)."""
+        return 2048 if self.trunk == "resnet50" else 8 * self.trunk_width
+
+    @property
+    def skeleton_dim(self) -> int:
+        """Flattened pose-net output: 16 maps of ((S - 4) // 2 - 4) // 2 squared (2704 for S = 64)."""
+        return 16 * (((self.skeleton_size - 4) // 2 - 4) // 2) ** 2
 
     @classmethod
     def from_dict(cls, values: dict) -> "Activity2VecConfig":
@@ -112,22 +145,49 @@ def load_language_matrix() -> torch.Tensor:
         return torch.from_numpy(np.load(fh).astype(np.float32))
 
 
+class LightTrunk(nn.Module):
+    """The ``trunk: resnet18`` backbone: ResNet-18 (:func:`partwise.models.resnet.resnet18`) split like HAKE's ResNet-50.
+
+    ``stem_and_trunk(x (B, 3, H, W)) -> (B, 4 * width, ceil(H/16), ceil(W/16))`` (stem and stages 1-3);
+    ``layer4`` (stage 4: two BasicBlocks, the first with stride ``res5_stride`` and a projection shortcut) maps the
+    (K, 4 * width, h, w) RoI crops to (K, 8 * width, h / res5_stride, w / res5_stride). ``res5_stride`` 1 keeps the 7x7
+    crop, as the ResNet-50 path does, where the plain ResNet-18 would halve it.
+    """
+
+    def __init__(self, width: int = 64, res5_stride: int = 1):
+        super().__init__()
+        self.body = resnet18(width, num_stages=3)
+        self.layer4 = nn.Sequential(BasicBlock(4 * width, 8 * width, res5_stride), BasicBlock(8 * width, 8 * width))
+
+    def stem_and_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)[-1]
+
+
 class Activity2Vec(nn.Module):
     """See the module docstring. ``forward(images, human_rois, part_rois, skeletons)``:
 
     * images (B, 3, H, W) from :func:`preprocess`;
-    * human_rois (N, 5); part_rois (N, 10, 5) in HAKE body-part order; skeletons (N, 1, 64, 64).
+    * human_rois (N, 5); part_rois (N, 10, 5) in HAKE body-part order; skeletons (N, 1, S, S), S =
+      ``config.skeleton_size`` (64).
 
     Training mode returns ``{"pasta_logits": (N, 93), "verb_logits": (N, 157)}``; eval mode adds ``p_pasta``,
-    ``p_verb`` (sigmoids), ``f_visual`` (N, 3072) and ``f_pasta`` (N, 3072 + language_dim).
+    ``p_verb`` (sigmoids), ``f_visual`` (N, 6 * hidden; 3072 for HAKE's) and ``f_pasta`` (N, 6 * hidden +
+    language_dim).
+
+    ``backbone`` is HAKE's :class:`~partwise.models.resnet.ResNet` (``trunk: resnet50``; its ``backbone.*`` keys are
+    what the HAKE checkpoint adapter maps onto) or a :class:`LightTrunk` (``trunk: resnet18``); both expose
+    ``stem_and_trunk`` (stride-16 map) and ``layer4`` (applied to the human crop).
     """
 
     def __init__(self, config: Activity2VecConfig | None = None, language_matrix: torch.Tensor | None = None):
         super().__init__()
         self.config = config = config or Activity2VecConfig()
-        self.backbone = resnet50(res5_stride=config.res5_stride, stride_in_1x1=config.stride_in_1x1)
-        skeleton_dim = 16 * 13 * 13 if config.skeleton_size == 64 else 16 * (((config.skeleton_size - 4) // 2 - 4) // 2) ** 2
-        in_dims = [len(members) * 1024 + 2048 + 1024 + skeleton_dim for members in PART_AGG_RULE]
+        if config.trunk == "resnet50":
+            self.backbone = resnet50(res5_stride=config.res5_stride, stride_in_1x1=config.stride_in_1x1)
+        else:
+            self.backbone = LightTrunk(config.trunk_width, config.res5_stride)
+        head, human = config.head_channels, config.human_channels
+        in_dims = [len(members) * head + human + head + config.skeleton_dim for members in PART_AGG_RULE]
         self.pool2_flat_pose_maps = nn.ModuleList([_pose_net() for _ in PART_AGG_RULE])
         self.fc7_parts = nn.ModuleList([
             nn.Sequential(nn.Linear(d, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout),

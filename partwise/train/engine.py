@@ -304,7 +304,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
         bar.close()
     if rank == 0:
         write_metrics(out_dir, history)
-        history[-1]["seconds"] = time.perf_counter() - started
+        if history:  # max_steps 0 evaluates the init weights without a step
+            history[-1]["seconds"] = time.perf_counter() - started
     return TrainResult(step, history, checkpoint_path if rank == 0 else None)
 
 

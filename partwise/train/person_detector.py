@@ -406,6 +406,7 @@ class PersonDetectorRunner(ImageTask):
         protocol = f"VOC AP@{ev.iou_threshold:g}, {n} val frames; baseline = {k}-cluster training box prior"
         results["person"] = {
             "mAP": ours["AP"], "prior_mAP": prior["AP"], "whole_frame_AP": whole["AP"], "classes": 1,
+            "baseline": "box prior",
             "model": {"protocol": protocol, "AP": ours["AP"], "num_gt": ours["num_gt"], "num_det": ours["num_det"],
                       "max_recall": float(ours["recall"][-1]) if len(ours["recall"]) else 0.0},
             "box_prior": {"AP": prior["AP"], "boxes": prior_xyxy.tolist(), "share": share.tolist()},

@@ -765,7 +765,10 @@ class Activity2VecTask:
     * ``loss_weights``: ``frequency`` = per-class BCE weights from the training split's label frequencies
       (:func:`frequency_loss_weights`), a path = HAKE's ``loss_weights.npy`` (:func:`load_loss_weights`), ``none``
       = plain BCE; ``loss_weight_k`` = LOSS_WEIGHT_K (2). The loss is the sum over trained modules of each module's
-      weighted BCE mean over the image's boxes and classes, averaged over the images of a batch."""
+      weighted BCE mean over the image's boxes and classes, averaged over the images of a batch.
+
+    ``train_backbone`` (not in the original, default off): the trunk is trained too (BatchNorm in training mode)
+    with the part heads (stages ``parts`` and ``all``), for a trunk trained from scratch (``model.trunk: resnet18``)."""
 
     data: ImageDataConfig
     task: str = "activity2vec"
@@ -780,6 +783,7 @@ class Activity2VecTask:
     fill_no_interaction: bool = True
     loss_weights: str = "frequency"  # frequency | none | path to loss_weights.npy
     loss_weight_k: float = 2.0
+    train_backbone: bool = False
     run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=1))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=1e-4))
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(name="cosine_restarts", restart_mult=2))
@@ -816,6 +820,8 @@ class Activity2VecRunner(ImageTask):
             raise ConfigError(f"negative_max_iou: expected a value in (0, 1], got {cfg.negative_max_iou}")
         if cfg.loss_weight_k <= 0:
             raise ConfigError(f"loss_weight_k: expected a positive number, got {cfg.loss_weight_k}")
+        if cfg.train_backbone and cfg.stage == "verb":
+            raise ConfigError("train_backbone: the verb stage keeps the part features fixed; use stage parts or all")
         if cfg.loss_weights not in ("frequency", "none") and not Path(cfg.loss_weights).is_file():
             raise ConfigError(f"loss_weights: expected frequency, none or a loss_weights.npy file, got {cfg.loss_weights!r}")
 
@@ -839,11 +845,13 @@ class Activity2VecRunner(ImageTask):
                     module.requires_grad_(True)
         if self.cfg.stage != "parts":
             net.verb_cls_scores.requires_grad_(True)
+        if self.cfg.train_backbone:
+            net.backbone.requires_grad_(True)
         return net
 
     def wrap(self, net):
         frozen = ("backbone",) if self.cfg.stage != "verb" else ("backbone", "pool2_flat_pose_maps", "fc7_parts")
-        return TrainModel(net, False, frozen)
+        return TrainModel(net, False, () if self.cfg.train_backbone else frozen)
 
     def datasets(self):
         from partwise.train.data import ImageRecordsDataset, group_images, load_records
@@ -1533,7 +1541,7 @@ def run_task(runner, *, resume: bool = False, progress: bool = True, evaluate: b
     extra = {"task": runner.name, "data": dataclasses.asdict(cfg.data)}
     extra.update(runner.model_extra() if hasattr(runner, "model_extra") else {})
     save_model(model.net, out_dir / "model.pt", extra=extra)
-    summary["seconds"] = result.history[-1].get("seconds")
+    summary["seconds"] = result.history[-1].get("seconds") if result.history else 0.0
     if evaluate and cfg.eval.enabled:
         summary["eval"] = runner.evaluate(model, train_ds, val_ds, out_dir, progress=progress)
     return summary
@@ -1549,12 +1557,14 @@ def format_summary(summary: dict) -> str:
     """The end-of-run lines: steps, final loss, and per evaluated kind the model's and the prior's frame mAP."""
     if "eval" not in summary and "seconds" not in summary:
         return ""
-    lines = [f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}"
+    loss = summary["final_loss"]
+    lines = [f"trained {summary['steps']} steps, final loss " + ("-" if loss is None else f"{loss:.4f}")
              + (f", {summary['seconds']:.0f} s" if summary.get("seconds") else "")]
     for kind, res in summary.get("eval", {}).items():
         if "mAP" not in res:
             lines.append(f"{kind:8s} {res['value']:.4f}")
             continue
-        lines.append(f"{kind:8s} mAP {100 * res['mAP']:6.2f}   frequency prior {100 * res['prior_mAP']:6.2f}"
+        baseline = res.get("baseline", "frequency prior")
+        lines.append(f"{kind:8s} mAP {100 * res['mAP']:6.2f}   {baseline} {100 * res['prior_mAP']:6.2f}"
                      f"   ({res['classes']} classes present in val; {res['model']['protocol']})")
     return "\n".join(lines)

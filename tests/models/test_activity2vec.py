@@ -157,3 +157,83 @@ def test_grouped_sampling_equals_per_roi_grid_sample():
     for align in (False, True):
         expected = F.grid_sample(features[batch_index], grid, mode="bilinear", padding_mode="zeros", align_corners=align)
         assert torch.allclose(sample_grids(features, batch_index, grid, align), expected, atol=1e-12)
+
+
+LIGHT = dict(trunk="resnet18", trunk_width=8, hidden=16, skeleton_size=32)
+
+
+def light_inputs(n_people=2):
+    image, human, parts, _ = inputs(n_people)
+    skeletons = torch.rand(n_people, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    return image, human, parts, skeletons
+
+
+def test_light_trunk_shapes_dims_and_parameter_count():
+    config = Activity2VecConfig(**LIGHT)
+    assert (config.head_channels, config.human_channels, config.skeleton_dim) == (32, 64, 16 * 5 * 5)
+    model = Activity2Vec(config, load_language_matrix()).eval()
+    # stride-16 map = stage 3 of the ResNet-18: 130 px -> 65 (conv1) -> 33 (maxpool) -> 33 -> 17 -> 9; 96 -> 6
+    assert model.backbone.stem_and_trunk(torch.zeros(1, 3, 96, 130)).shape == (1, 32, 6, 9)
+    assert model.backbone.layer4(torch.zeros(3, 32, 7, 7)).shape == (3, 64, 7, 7)  # res5_stride 1 keeps 7x7
+    # part head inputs: members x 32 (part crops) + 64 (human) + 32 (scene) + 400 (skeleton)
+    assert [head[0].in_features for head in model.fc7_parts] == [560, 560, 528, 560, 560, 528]
+    assert all(head[0].out_features == 16 and head[3].in_features == 16 for head in model.fc7_parts)
+    assert [c.in_features for c in model.part_cls_scores] == [16] * 6
+    assert (model.verb_cls_scores.in_features, model.verb_cls_scores.out_features) == (96, 157)
+    # trunk 176,712 = conv1 1,176 + bn1 16 + stage1 2,368 + stage2 8,352 + stage3 33,088 + stage4 131,712;
+    # pose nets 6 x 13,648; fc7 3,296 x 16 + 6 x 16 + 6 x 272; part classifiers 93 x 17; verbs 96 x 157 + 157
+    assert sum(p.numel() for p in model.backbone.parameters()) == 176_712
+    assert sum(p.numel() for p in model.parameters()) == 176_712 + 81_888 + 54_464 + 1_581 + 15_229
+    image, human, parts, skeletons = light_inputs()
+    with torch.no_grad():
+        out = model(image, human, parts, skeletons)
+    assert out["p_pasta"].shape == (2, 93) and out["p_verb"].shape == (2, 157)
+    assert out["f_visual"].shape == (2, 96) and out["f_pasta"].shape == (2, 96 + 768)
+    assert torch.allclose(out["f_pasta"][:, 96:], out["p_pasta"] @ load_language_matrix(), atol=1e-6)
+
+
+def test_light_trunk_head_map_is_resnet18_stage3_and_wires_the_hip_head():
+    torch.manual_seed(0)
+    model = Activity2Vec(Activity2VecConfig(**LIGHT)).eval()
+    image, human, parts, skeletons = light_inputs()
+    body = model.backbone.body
+    with torch.no_grad():
+        x = body.maxpool(body.relu(body.bn1(body.conv1(image))))
+        for stage in body.stages:
+            x = stage(x)
+        assert torch.equal(model.backbone.stem_and_trunk(image), x)
+        # the hip head (body part 4) from its pieces: [hip crop, layer4(human crop), scene, skeleton]
+        hip = crop_rois_affine(x, parts[:, 4], 7, 1 / 16).mean(dim=(2, 3))
+        person = model.backbone.layer4(crop_rois_affine(x, human, 7, 1 / 16)).mean(dim=(2, 3))
+        scene = x.mean(dim=(2, 3)).expand(2, -1)
+        pose = model.pool2_flat_pose_maps[2](skeletons).flatten(1)
+        expected = model.fc7_parts[2](torch.cat([hip, person, scene, pose], dim=1))
+        assert torch.allclose(model.part_features(image, human, parts, skeletons)[:, 2], expected, atol=1e-6)
+
+
+def test_light_trunk_trains_end_to_end_and_round_trips(tmp_path):
+    model = Activity2Vec(Activity2VecConfig(**LIGHT)).train()
+    image, human, parts, skeletons = light_inputs()
+    out = model(image, human, parts, skeletons)
+    F.binary_cross_entropy_with_logits(out["pasta_logits"], torch.zeros(2, 93)).backward()
+    assert model.backbone.body.conv1.weight.grad.abs().sum() > 0
+    assert model.backbone.layer4[1].conv2.weight.grad.abs().sum() > 0
+    model.eval()
+    save_model(model, tmp_path / "light.pt")
+    again = load_model(tmp_path / "light.pt")
+    assert isinstance(again, Activity2Vec) and again.config == model.config
+    assert set(again.state_dict()) == set(model.state_dict())
+    with torch.no_grad():
+        expected, got = model(image, human, parts, skeletons), again(image, human, parts, skeletons)
+    for key in expected:
+        assert torch.equal(expected[key], got[key])
+
+
+def test_trunk_settings_are_checked():
+    with pytest.raises(ValueError, match="trunk"):
+        Activity2VecConfig(trunk="vgg16")
+    with pytest.raises(ValueError, match="trunk_width"):
+        Activity2VecConfig(trunk="resnet18", trunk_width=0)
+    with pytest.raises(ValueError, match="stride_in_1x1"):
+        Activity2VecConfig(trunk="resnet18", stride_in_1x1=True)
+    assert Activity2VecConfig().head_channels == 1024 and Activity2VecConfig().skeleton_dim == 2704

@@ -93,3 +93,19 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         assert math.isclose(a["loss"], b["loss"], rel_tol=1e-5, abs_tol=1e-7)
     w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
+
+
+def test_zero_steps_leaves_the_weights_and_writes_an_empty_history(tmp_path):
+    """``run.max_steps=0`` is how a config evaluates its ``init`` weights: no step, no crash, weights untouched."""
+    sys.path.insert(0, str(Path(TOY).parent))
+    import toy_run
+
+    from partwise.train.engine import OptimConfig, RunConfig, train
+
+    model = toy_run.make_model(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    run = RunConfig(max_steps=0, batch_size=4, out_dir=str(tmp_path), seed=0)
+    result = train(model, toy_run.NoisyRegression(), toy_run.loss_fn, run, OptimConfig(lr=0.05), ScheduleConfig(), {})
+    assert result.step == 0 and result.history == []
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert (tmp_path / "metrics.csv").read_text().strip() == ""
