@@ -12,13 +12,24 @@ import argparse
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="part states, actions and tracks for people in videos or images",
-        description="Find people (from --boxes or the pose extra), track them, compute part boxes and kinematic "
-                    "part states (pose extra), run a partwise model, and write Parquet/JSONL rows, an annotated "
-                    "video per input and an HTML summary. Offline.")
+        description="Find people (from --boxes, a --detector, or the pose extra), track them, compute part boxes "
+                    "and kinematic part states (pose extra), run a model (ST-Activity2Vec, an AVA detector or "
+                    "Activity2Vec), classify each video (--video-model), and write Parquet/JSONL rows, an annotated "
+                    "video per input and an HTML summary. Models are checkpoint files or names from `partwise "
+                    "models list`. Offline: nothing is downloaded.")
     parser.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of videos/images")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (results are added to it)")
-    parser.add_argument("--model", metavar="CKPT", help="partwise st_activity2vec checkpoint (partwise train output)")
+    parser.add_argument("--model", metavar="CKPT|NAME",
+                        help="st_activity2vec, ava_detector (mmaction2 AVA too) or activity2vec (HAKE's too) "
+                             "checkpoint, or a known name (e.g. synth-st-activity2vec; see `partwise models list`)")
     parser.add_argument("--boxes", metavar="FILE", help="person boxes: AVA CSV (GT or detections) or proposals .pkl")
+    parser.add_argument("--detector", metavar="CKPT|NAME",
+                        help="person_detector checkpoint or name (e.g. synth-person-detector): people without --boxes")
+    parser.add_argument("--detector-threshold", type=float, default=0.3,
+                        help="minimum --detector person score (default 0.3)")
+    parser.add_argument("--video-model", metavar="CKPT|NAME",
+                        help="video_classifier checkpoint or name (e.g. synth-video-classifier): each input's class "
+                             "(run.json, index.html, and pred_vid_result.json with --tps-json)")
     parser.add_argument("--fps", type=float, default=1.0, help="keyframes per second without --boxes (default 1, AVA)")
     parser.add_argument("--box-threshold", type=float, default=0.9,
                         help="minimum --boxes score (default 0.9, mmaction2's person_det_score_thr)")
@@ -44,7 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    options = RunOptions(fps=args.fps, model=args.model, boxes=args.boxes, box_threshold=args.box_threshold,
+    options = RunOptions(fps=args.fps, model=args.model, boxes=args.boxes, detector=args.detector,
+                         detector_threshold=args.detector_threshold, video_model=args.video_model,
+                         box_threshold=args.box_threshold,
                          max_people=args.max_people, pose=args.pose, pose_fps=args.pose_fps, topk=args.topk,
                          timestamp_start=args.timestamp_start, video=not args.no_video,
                          progress=not args.no_progress)
@@ -56,4 +69,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if rank == 0:
         for name, path in summary.merged.items():
             print(f"{name}: {path}")
+        for note in summary.notes:
+            print(f"note: {note}")
     return 1 if summary.failed else 0

@@ -8,16 +8,25 @@ Layout under ``OUT``::
     persons.parquet, persons.jsonl       every input's rows merged (one row per person per keyframe)
     ava_detections.csv                   with --ava-csv: ``video,time,x1,y1,x2,y2,action,score`` for the 80 actions
     ava_pasta_detections.csv             with --ava-csv: the same with PaSta ids 1..87 (``partwise eval ava --pasta``)
+    ava_pasta_detections.csv             with --ava-csv: the same with PaSta ids 1..87 (``partwise eval ava --pasta``;
+                                         rows in the ``pasta_ava87`` vocabulary only)
     kinetics_tps/pred_part_result.json   with --tps-json: Kinetics-TPS submission (part boxes and their states)
+    kinetics_tps/pred_vid_result.json    with --tps-json and --video-model: ``{video: class}``
+    videos/<video_id>/video.json         with --video-model: the input's top classes ``[[name, probability], ...]``
+    run.json                             what produced the outputs (:func:`partwise.infer.pipeline.run_metadata`) and
+                                         each input's top video classes
     index.html                           one-page summary with a thumbnail per input
 
 Rows: :data:`RESULT_SCHEMA` = the canonical :data:`~partwise.data.records.PERSON_SCHEMA` (``dataset`` =
-``partwise-run``, ``person_id`` = the track id, ``pasta`` = the model's top-k ``pasta_ava87`` states, or without a
-model the kinematic states as ``"<tps part>: <state>"`` with ``pasta_vocab`` ``kinetics-tps``; ``part_boxes`` the ten
-HAKE parts with their state) plus ``track_id``, ``pasta_scores`` (aligned with ``pasta``; null for kinematic states),
-``pasta_probs`` (all 87), ``action_scores`` (80, column ``a-1`` = AVA action ``a``), ``activity_vector`` (the
-model's pooled person feature), ``kinematic`` (the kinematic states) and ``keypoints`` (COCO-17 ``x, y, score``
-flattened, pixels).
+``partwise-run``, ``person_id`` = the track id, ``pasta`` = the model's top-k PaSta states with ``pasta_vocab`` its
+vocabulary (``pasta_ava87`` for ST-Activity2Vec, ``pasta93`` for Activity2Vec), or without a PaSta model the kinematic
+states as ``"<tps part>: <state>"`` with ``pasta_vocab`` ``kinetics-tps``; ``part_boxes`` the ten HAKE parts with
+their Kinetics-TPS state (kinematic, never a PaSta name); ``video_label`` the input's top class with
+--video-model) plus ``track_id``, ``pasta_scores`` (aligned with ``pasta``; null for kinematic states),
+``pasta_probs`` (every state of ``pasta_vocab``), ``action_scores`` (80, column ``a-1`` = AVA action ``a``),
+``verbs`` (Activity2Vec: the top-k of the 157 verbs) and ``verb_scores`` (all 157, ``verbs157`` order),
+``activity_vector`` (ST-Activity2Vec: the pooled person feature; Activity2Vec: ``f_pasta``, visual + language),
+``kinematic`` (the kinematic states) and ``keypoints`` (COCO-17 ``x, y, score`` flattened, pixels).
 """
 from __future__ import annotations
 
@@ -41,12 +50,16 @@ EXTRA_FIELDS = [
     pa.field("pasta_scores", pa.list_(pa.float32())),
     pa.field("pasta_probs", pa.list_(pa.float32())),
     pa.field("action_scores", pa.list_(pa.float32())),
+    pa.field("verbs", pa.list_(pa.string())),
+    pa.field("verb_scores", pa.list_(pa.float32())),
     pa.field("activity_vector", pa.list_(pa.float32())),
     pa.field("kinematic", pa.list_(pa.string())),
     pa.field("keypoints", pa.list_(pa.float32())),
 ]
-RESULT_SCHEMA = pa.schema(list(PERSON_SCHEMA) + EXTRA_FIELDS)
+# ``keypoints`` is a canonical column now: the run's own copy is kept only where the canonical schema lacks it
+RESULT_SCHEMA = pa.schema(list(PERSON_SCHEMA) + [f for f in EXTRA_FIELDS if f.name not in PERSON_SCHEMA.names])
 PERSONS_FILE = "persons.parquet"
+VIDEO_CLASSES_FILE = "video.json"
 
 
 def video_dir(out: str | os.PathLike, video_id: str) -> Path:
@@ -67,22 +80,27 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
     cols: dict[str, list] = {name: [] for name in RESULT_SCHEMA.names}
     for r in rows:
         w, h = r["width"], r["height"]
-        has_model = r["action_scores"] is not None
+        if "pasta_vocab" in r:
+            pasta, pasta_vocab, pasta_scores = r["pasta"], r["pasta_vocab"], r["pasta_scores"]
+        elif r["action_scores"] is not None:  # rows written before the vocabulary was recorded: ST-Activity2Vec
+            pasta, pasta_vocab, pasta_scores = r["pasta"], "pasta_ava87", r["pasta_scores"]
+        else:
+            pasta, pasta_vocab, pasta_scores = r["kinematic"], ("kinetics-tps" if r["kinematic"] else None), None
         box = r["box_px"]
         values = {
             "dataset": DATASET, "split": None, "video_id": r["video_id"], "time_s": r["time_s"],
             "frame_index": r["frame_index"], "width": w, "height": h,
             **dict(zip(("x1", "y1", "x2", "y2"), _norm(box, w, h))), **dict(zip(("px1", "py1", "px2", "py2"), box)),
             "person_id": r["track_id"], "score": r["score"], "actions": r["actions"],
-            "action_vocab": "ava80" if has_model else None,
-            "pasta": r["pasta"] if has_model else r["kinematic"],
-            "pasta_vocab": "pasta_ava87" if has_model else ("kinetics-tps" if r["kinematic"] else None),
+            "action_vocab": "ava80" if r["action_scores"] is not None else None,
+            "pasta": pasta, "pasta_vocab": pasta_vocab,
             "part_boxes": [{"part": p["part"], **dict(zip(("x1", "y1", "x2", "y2"), _norm(p["box_px"], w, h))),
                             **dict(zip(("px1", "py1", "px2", "py2"), p["box_px"])), "state": p["state"]}
                            for p in r["part_boxes"]],
-            "objects": [], "video_label": None, "source": r["source"], "track_id": r["track_id"],
-            "pasta_scores": r["pasta_scores"] if has_model else None, "pasta_probs": r.get("pasta_probs"),
-            "action_scores": r["action_scores"], "activity_vector": r["activity_vector"],
+            "objects": [], "video_label": r.get("video_label"), "source": r["source"], "track_id": r["track_id"],
+            "pasta_scores": pasta_scores, "pasta_probs": r.get("pasta_probs"),
+            "action_scores": r["action_scores"], "verbs": r.get("verbs") or [], "verb_scores": r.get("verb_scores"),
+            "activity_vector": r["activity_vector"],
             "kinematic": r["kinematic"],
             "keypoints": None if r["keypoints"] is None else np.asarray(r["keypoints"], np.float32).reshape(-1).tolist(),
         }
@@ -106,21 +124,25 @@ def write_jsonl(table: pa.Table, path: str | os.PathLike) -> None:
                 fh.write("\n")
 
 
-def _score_rows(table: pa.Table, column: str, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows that have ``column`` (a fixed-length score list) and their scores ``(K, width)``."""
+def _score_rows(table: pa.Table, column: str, width: int,
+                pasta_vocab: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that have ``column`` (a fixed-length score list) and, when given, ``pasta_vocab``, and their scores
+    ``(K, width)``."""
     values = table.column(column).to_pylist()
-    keep = np.array([v is not None for v in values], bool)
-    scores = np.array([v for v in values if v is not None], np.float64).reshape(-1, width)
+    vocabs = table.column("pasta_vocab").to_pylist() if pasta_vocab is not None else [None] * len(values)
+    keep = np.array([v is not None and voc == pasta_vocab for v, voc in zip(values, vocabs)], bool)
+    scores = np.array([v for v, k in zip(values, keep) if k], np.float64).reshape(-1, width)
     return np.flatnonzero(keep), scores
 
 
 def write_ava_detections(table: pa.Table, path: str | os.PathLike, column: str = "action_scores",
-                         width: int = 80) -> int:
+                         width: int = 80, pasta_vocab: str | None = None) -> int:
     """AVA detection CSV ``video,time,x1,y1,x2,y2,class,score``: one line per person and class ``1..width`` from
-    ``column`` (``action_scores`` -> AVA actions, ``pasta_probs`` -> PaSta ids). Returns the number of lines."""
+    ``column`` (``action_scores`` -> AVA actions, ``pasta_probs`` -> PaSta ids; give ``pasta_vocab`` to keep only
+    the rows in that PaSta vocabulary). Returns the number of lines."""
     from partwise.data import ava
 
-    rows, scores = _score_rows(table, column, width)
+    rows, scores = _score_rows(table, column, width, pasta_vocab)
     n = len(rows)
     videos = table.column("video_id").to_pylist()
     names = sorted({videos[i] for i in rows})
@@ -165,30 +187,70 @@ def write_video_outputs(result, out: str | os.PathLike, video: bool = True) -> P
         else:
             render.render_video(result.item.path, table, folder / "annotated.mp4", result.fps)
     render.write_thumbnail(result.item, table, folder / "thumb.jpg")
+    classes_file = folder / VIDEO_CLASSES_FILE
+    if result.video_classes is not None:
+        with atomic_write(classes_file) as fh:
+            json.dump({"video_id": result.item.video_id, "classes": [[c, p] for c, p in result.video_classes]}, fh)
+    elif classes_file.exists():  # a re-run without --video-model: no stale classes
+        classes_file.unlink()
     write_parquet(table, folder / PERSONS_FILE)
     return folder
 
 
-def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = False, ava_csv: bool = False) -> dict[str, Path]:
-    """Concatenate the done inputs' rows (in ``video_ids`` order, each input once) and write the merged files."""
+def read_video_classes(out: str | os.PathLike, video_id: str) -> list[tuple[str, float]] | None:
+    """An input's top video classes from its ``video.json`` (None when it was processed without --video-model)."""
+    path = video_dir(out, video_id) / VIDEO_CLASSES_FILE
+    if not path.is_file():
+        return None
+    return [(str(c), float(p)) for c, p in json.loads(path.read_text())["classes"]]
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """``table`` with :data:`RESULT_SCHEMA`'s columns in order; columns an older partwise did not write are null."""
+    columns = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in RESULT_SCHEMA]
+    return pa.table(columns, schema=RESULT_SCHEMA)
+
+
+def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = False, ava_csv: bool = False,
+          metadata: dict | None = None, notes: list[str] | None = None) -> dict[str, Path]:
+    """Concatenate the done inputs' rows (in ``video_ids`` order, each input once) and write the merged files;
+    ``metadata`` goes to ``run.json``; one-line remarks for the user are appended to ``notes``."""
     out = Path(out)
-    tables = [pq.read_table(video_dir(out, v) / PERSONS_FILE) for v in dict.fromkeys(video_ids) if video_done(out, v)]
+    notes = notes if notes is not None else []
+    done = [v for v in dict.fromkeys(video_ids) if video_done(out, v)]
+    tables = [_conform(pq.read_table(video_dir(out, v) / PERSONS_FILE)) for v in done]
     table = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
-    paths = {"parquet": out / "persons.parquet", "jsonl": out / "persons.jsonl", "html": out / "index.html"}
+    classes = {v: read_video_classes(out, v) for v in done}
+    paths = {"parquet": out / "persons.parquet", "jsonl": out / "persons.jsonl", "html": out / "index.html",
+             "run": out / "run.json"}
     write_parquet(table, paths["parquet"])
     write_jsonl(table, paths["jsonl"])
+    with atomic_write(paths["run"]) as fh:
+        json.dump({**(metadata or {}), "videos": {v: {"classes": c} for v, c in classes.items()}}, fh, indent=1)
     if ava_csv:
         paths["ava_csv"] = out / "ava_detections.csv"
         paths["ava_pasta_csv"] = out / "ava_pasta_detections.csv"
         write_ava_detections(table, paths["ava_csv"], "action_scores", 80)
-        write_ava_detections(table, paths["ava_pasta_csv"], "pasta_probs", 87)
+        write_ava_detections(table, paths["ava_pasta_csv"], "pasta_probs", 87, pasta_vocab="pasta_ava87")
     if tps_json:
         from partwise.data import kinetics_tps
 
         paths["tps_json"] = out / "kinetics_tps" / "pred_part_result.json"
         paths["tps_json"].parent.mkdir(parents=True, exist_ok=True)
         kinetics_tps.write_part_result(tps_part_result(table), paths["tps_json"])
-    write_html(out, [v for v in dict.fromkeys(video_ids) if video_done(out, v)], table, paths["html"])
+        vid_path = paths["tps_json"].with_name("pred_vid_result.json")
+        unclassified = [v for v, c in classes.items() if not c]
+        if done and not unclassified:
+            paths["tps_vid_json"] = vid_path
+            kinetics_tps.write_vid_result({v: c[0][0] for v, c in classes.items()}, vid_path)
+        else:
+            if vid_path.exists():  # stale: from a run whose inputs are not all classified now
+                vid_path.unlink()
+            if done:
+                notes.append("pred_vid_result.json needs --video-model (the Kinetics-TPS score needs it beside "
+                             f"pred_part_result.json); {len(unclassified)} of {len(done)} inputs have no video class")
+    write_html(out, done, table, paths["html"], classes, metadata)
     return paths
 
 
@@ -196,22 +258,43 @@ def _top(counter: Counter, k: int = 5) -> str:
     return ", ".join(f"{html.escape(str(name))} ({count})" for name, count in counter.most_common(k)) or "&ndash;"
 
 
-def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path) -> None:
-    """One page: per input a thumbnail (inline JPEG), counts of keyframes, people and tracks, the most frequent
-    actions and part states, and links to its annotated video and rows."""
+def _describe_models(metadata: dict | None) -> str:
+    """``model: NAME (family, vocabularies); people from: ...`` for the page's heading."""
+    if not metadata:
+        return ""
+    out = [f"people from {html.escape(str(metadata.get('persons_from')))}"]
+    for key in ("model", "detector", "video_model"):
+        info = metadata.get(key)
+        if info:
+            vocabs = ", ".join(f"{html.escape(str(v))}" for k, v in info.items() if k.endswith("_vocab") and v)
+            family = info.get("family")
+            detail = ", ".join(x for x in (html.escape(str(family)) if family else "", vocabs) if x)
+            out.append(f"{key.replace('_', ' ')} {html.escape(str(info.get('name') or info['spec']))}"
+                       + (f" ({detail})" if detail else ""))
+    return "<p>" + "; ".join(out) + "</p>"
+
+
+def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
+               video_classes: dict[str, list | None] | None = None, metadata: dict | None = None) -> None:
+    """One page: per input a thumbnail (inline JPEG), counts of keyframes, people and tracks, its top video classes
+    (with --video-model), the most frequent actions (and Activity2Vec verbs) and part states, and links to its
+    annotated video and rows."""
     from partwise import vocab
 
     ava80 = vocab.load("ava80")
+    video_classes = video_classes or {}
+    with_classes = any(video_classes.get(v) for v in video_ids)
     by_video: dict[str, list[dict]] = {}
-    for r in table.select(["video_id", "frame_index", "track_id", "actions", "pasta"]).to_pylist():
+    for r in table.select(["video_id", "frame_index", "track_id", "actions", "verbs", "pasta"]).to_pylist():
         by_video.setdefault(r["video_id"], []).append(r)
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>partwise run</title><style>"
              "body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:6px;"
              "vertical-align:top;text-align:left}img{width:320px}</style></head><body>",
              f"<h1>partwise run</h1><p>{len(video_ids)} inputs, {table.num_rows} person rows "
-             "(<a href='persons.parquet'>persons.parquet</a>, <a href='persons.jsonl'>persons.jsonl</a>)</p>",
-             "<table><tr><th>input</th><th>preview</th><th>keyframes / rows / tracks</th><th>top actions</th>"
-             "<th>top part states</th></tr>"]
+             "(<a href='persons.parquet'>persons.parquet</a>, <a href='persons.jsonl'>persons.jsonl</a>, "
+             "<a href='run.json'>run.json</a>)</p>", _describe_models(metadata),
+             "<table><tr><th>input</th><th>preview</th><th>keyframes / rows / tracks</th>"
+             + ("<th>video class</th>" if with_classes else "") + "<th>top actions</th><th>top part states</th></tr>"]
     for vid in video_ids:
         rows = by_video.get(vid, [])
         folder = video_dir(out, vid)
@@ -222,10 +305,13 @@ def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path) -> 
         rel = f"videos/{html.escape(vid)}"
         link = f"<br><a href='{rel}/{media}'>{media}</a>" if media else ""
         actions = Counter(ava80.name_of(a) for r in rows for a in r["actions"])
+        actions.update(v for r in rows for v in (r["verbs"] or [])[:1])
         states = Counter(s for r in rows for s in r["pasta"][:3])
+        classes = ", ".join(f"{html.escape(c)} ({p:.2f})" for c, p in (video_classes.get(vid) or [])[:3]) or "&ndash;"
         parts.append(f"<tr><td>{html.escape(vid)}{link}<br><a href='{rel}/{PERSONS_FILE}'>rows</a></td><td>{img}</td>"
                      f"<td>{len({r['frame_index'] for r in rows})} / {len(rows)} / {len({r['track_id'] for r in rows})}"
-                     f"</td><td>{_top(actions)}</td><td>{_top(states)}</td></tr>")
+                     f"</td>" + (f"<td>{classes}</td>" if with_classes else "")
+                     + f"<td>{_top(actions)}</td><td>{_top(states)}</td></tr>")
     parts.append("</table></body></html>\n")
     with atomic_write(path) as fh:
         fh.write("".join(parts))

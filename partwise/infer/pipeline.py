@@ -7,11 +7,14 @@ Per input (a video, or an image seen as a one-frame video):
    ``timestamp_start + seconds into the video``; ``timestamp_start`` is 900 (AVA's clip start) when the box file's
    timestamps for the video are all at or past 900 s and past the video's end, else 0 (``--timestamp-start``
    overrides). ``frame_index`` is the 0-based frame of the keyframe, ``round(seconds * video fps)``.
-2. **People.** From ``--boxes`` (an AVA CSV, ground truth or detections, or a dense-proposals ``.pkl``): boxes scoring
-   at least ``box_threshold``, non-maximum suppressed at ``nms_iou``, at most ``max_people`` per keyframe. Without
-   boxes, from the pose extra: MediaPipe's single-person detector run repeatedly on the full frame, blanking each
-   person found (:meth:`partwise.infer.pose.PoseEstimator.detect_all`); people who overlap much can be missed, so
-   give boxes for crowded scenes (the pose is then run on a crop per box).
+2. **People**, from the first source given. ``--boxes`` (an AVA CSV, ground truth or detections, or a
+   dense-proposals ``.pkl``): boxes scoring at least ``box_threshold``, non-maximum suppressed at ``nms_iou``, at
+   most ``max_people`` per keyframe. Else ``--detector CKPT|NAME`` (family ``person_detector``,
+   :func:`partwise.models.person_detector.detect_people` on the keyframes, :data:`PREFETCH_KEYFRAMES` per batch,
+   ``detector_threshold``, ``detector_nms_iou``, ``max_people``). Else the pose extra: MediaPipe's single-person
+   detector run repeatedly on the full frame, blanking each person found
+   (:meth:`partwise.infer.pose.PoseEstimator.detect_all`); people who overlap much can be missed, so give boxes or
+   a detector for crowded scenes (the pose is then run on a crop per box).
 3. **Tracks.** :class:`partwise.infer.tracking.IoUTracker` over the keyframes of each video, on the person boxes
    grown by ``track_buffer`` box sizes per side (:func:`buffered_boxes`: at 1 Hz a walker moves more than a body
    width); the track id is ``person_id`` and ``track_id`` in every output.
@@ -21,14 +24,27 @@ Per input (a video, or an image seen as a one-frame video):
    TPS-style states (:func:`partwise.infer.kinematics.kinematic_states`) of that short keypoint sequence at the
    keyframe: the offline default. Without pose every part box is the person box (the rule's own fallback for
    unreliable joints) and there are no kinematic states.
-5. **Model** (optional, ``--model CKPT``, a partwise ``st_activity2vec`` checkpoint): a clip centred on each
-   keyframe, resized and normalized as training evaluated it (``clip_len``, ``frame_interval``,
-   ``test_short_side``, ``mean``, ``std`` from the checkpoint's ``extra["data"]``, which ``partwise train`` writes;
-   see :class:`ClipSpec`), the persons as RoIs -> 87 PaSta and 80 AVA action probabilities and the pooled person
-   feature, which is the row's activity vector. A learned model overrides the kinematic state of each part its
-   PaSta head covers (foot -> both feet, ...) when its best state for that part scores at least ``state_threshold``;
-   that state is the PaSta state name (``hold``, ``walk with``), so part states then mix the two vocabularies.
-6. **Frames** are decoded :data:`PREFETCH_KEYFRAMES` keyframes at a time, only those the steps above read.
+5. **Model** (optional, ``--model CKPT|NAME``: a checkpoint file or a name from ``partwise models list``, see
+   :mod:`partwise.models.weights`), one of :data:`RUN_MODEL_FAMILIES`:
+
+   * ``st_activity2vec``: a clip centred on each keyframe, resized and normalized as training evaluated it
+     (``clip_len``, ``frame_interval``, ``test_short_side``, ``mean``, ``std`` from the checkpoint's
+     ``extra["data"]``, which ``partwise train`` writes; see :class:`ClipSpec`), the persons as RoIs -> 87 PaSta
+     (``pasta_ava87``) and 80 AVA action probabilities and the pooled person feature, the row's activity vector;
+   * ``ava_detector`` (partwise or mmaction2 AVA checkpoints): the same clip (mmaction2 files: the table's sampling,
+     short side 256) -> the 80 AVA action probabilities only;
+   * ``activity2vec`` (partwise or HAKE's released model): the keyframe image, person boxes, the part boxes of step
+     4 and (HAKE's model) skeleton maps from the keypoints -> 93 PaSta (``pasta93``) and 157 verb probabilities, and
+     ``f_pasta`` (visual + language with the shipped MiniLM matrix) as the activity vector.
+
+   PaSta names go to the PaSta columns (and the annotated video); the part states (``part_boxes[].state``, the
+   Kinetics-TPS JSON) stay Kinetics-TPS tags: the kinematic states, overridden only by a model whose vocabulary is
+   a Kinetics-TPS state list (:data:`TPS_STATE_VOCABS`, :func:`tps_state_overrides`), when its best state for a
+   part scores at least ``state_threshold``.
+6. **Video class** (optional, ``--video-model CKPT|NAME``, family ``video_classifier``):
+   :func:`partwise.models.video_classifier.predict_video` on the whole input -> its top :data:`VIDEO_TOPK` classes
+   (``video_label`` of every row, ``run.json``, the HTML summary, ``pred_vid_result.json`` with ``--tps-json``).
+7. **Frames** are decoded :data:`PREFETCH_KEYFRAMES` keyframes at a time, only those the steps above read.
 
 See :mod:`partwise.infer.outputs` for the files written.
 """
@@ -47,11 +63,6 @@ from partwise.errors import ConfigError, InputError, PartwiseError
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 AVA_TIMESTAMP_START = 900.0
-#: PaSta body part (pasta_ava87 prefix) -> the TPS/HAKE body parts whose state it decides.
-PASTA_PART_TO_PARTS = {"foot": ("right_foot", "left_foot"), "leg": ("right_leg", "left_leg"), "hip": ("hip",),
-                       "hand": ("right_hand", "left_hand"), "arm": ("right_arm", "left_arm"), "head": ("head",)}
-
-
 @dataclass
 class RunOptions:
     """Everything ``partwise run`` can be told (see the module docstring for the meaning)."""
@@ -59,6 +70,10 @@ class RunOptions:
     fps: float = 1.0
     model: str | None = None
     boxes: str | None = None
+    detector: str | None = None
+    detector_threshold: float = 0.3
+    detector_nms_iou: float = 0.5
+    video_model: str | None = None
     box_threshold: float = 0.9
     nms_iou: float = 0.7
     track_buffer: float = 1.0
@@ -82,6 +97,8 @@ class RunOptions:
             raise ConfigError("--pose-fps must be positive and --pose-window non-negative")
         if self.topk < 1 or self.max_people < 1:
             raise ConfigError("--topk and --max-people must be at least 1")
+        if not 0 <= self.detector_threshold <= 1 or not 0 < self.detector_nms_iou <= 1:
+            raise ConfigError("--detector-threshold must be in [0, 1] and the detector's NMS IoU in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -220,10 +237,11 @@ class ClipSpec:
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
     @classmethod
-    def from_extra(cls, extra: dict) -> "ClipSpec":
+    def from_extra(cls, extra: dict, base: "ClipSpec | None" = None) -> "ClipSpec":
         """From a checkpoint's ``extra``: the first of ``extra["clip"]``, ``extra["data"]``,
         ``extra["config"]["data"]`` that is a dict (``partwise train`` stores its data config), with the keys
-        ``clip_len``, ``frame_interval``, ``short_side`` or ``test_short_side``, ``mean``, ``std``."""
+        ``clip_len``, ``frame_interval``, ``short_side`` or ``test_short_side``, ``mean``, ``std``; keys it lacks
+        come from ``base`` (default: the class defaults)."""
         config = extra.get("config") if isinstance(extra.get("config"), dict) else {}
         found = next((d for d in (extra.get("clip"), extra.get("data"), config.get("data")) if isinstance(d, dict)), {})
         values = {k: found[k] for k in ("clip_len", "frame_interval", "short_side", "mean", "std") if k in found}
@@ -232,30 +250,68 @@ class ClipSpec:
         for key in ("mean", "std"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
+        return replace(base, **values) if base is not None else cls(**values)
+
+
+#: model families ``--model`` accepts.
+RUN_MODEL_FAMILIES = ("st_activity2vec", "ava_detector", "activity2vec")
+#: PaSta vocabulary of each family's PaSta head (None: the family predicts actions only). A checkpoint may declare
+#: another one in ``extra["pasta_vocab"]`` with its state names in ``extra["pasta_names"]``.
+FAMILY_PASTA_VOCAB = {"st_activity2vec": "pasta_ava87", "activity2vec": "pasta93", "ava_detector": None}
+#: vocabularies whose states are Kinetics-TPS part states (``"<tps part>: <state>"``): only these may decide the
+#: part states that go to the Kinetics-TPS JSON; PaSta vocabularies (pasta_ava87, pasta93) never do.
+TPS_STATE_VOCABS = ("kinetics-tps",)
 
 
 @dataclass
 class LoadedModel:
+    """A ``--model`` ready to run: ``family`` one of :data:`RUN_MODEL_FAMILIES`; ``clip`` how to sample and scale
+    its input (image models: ``short_side`` only); ``pasta_vocab`` / ``pasta_names`` the vocabulary of its PaSta
+    outputs (None / empty for action-only models); ``skeletons``: feed Activity2Vec skeleton maps drawn from the
+    keypoints (HAKE's model was trained with them; partwise's Activity2Vec training feeds zero maps, so its models
+    get zero maps here too)."""
+
     model: Any
     family: str
     clip: ClipSpec
+    name: str | None = None
+    path: str = ""
+    pasta_vocab: str | None = None
+    pasta_names: tuple[str, ...] = ()
+    skeletons: bool = False
 
 
-def load_run_model(path: str | os.PathLike) -> LoadedModel:
-    """A partwise checkpoint usable by ``partwise run`` (family ``st_activity2vec``), in eval mode on the CPU."""
-    from partwise.models.checkpoint import FAMILIES, load_model, read_checkpoint
+def load_run_model(spec: str | os.PathLike) -> LoadedModel:
+    """``--model CKPT|NAME`` (a checkpoint path or a name from :data:`partwise.models.weights.KNOWN_WEIGHTS`) of a
+    family in :data:`RUN_MODEL_FAMILIES`, in eval mode on the CPU."""
+    from partwise import vocab
+    from partwise.models import weights
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--model {path}: no such checkpoint file")
-    record = read_checkpoint(path)
-    family = record.get("family") if isinstance(record, dict) else None
-    if family != "st_activity2vec":
-        raise InputError(path, "family", f"partwise run needs an st_activity2vec checkpoint, got {family!r} "
-                                         f"(families: {', '.join(FAMILIES)})")
-    model = load_model(path)
-    return LoadedModel(model, family, ClipSpec.from_extra(record.get("extra") or {}))
+    loaded = weights.load(spec, RUN_MODEL_FAMILIES, "--model")
+    model, family, extra = loaded.model, loaded.family, loaded.extra
+    if family == "ava_detector":
+        classes = model.cfg.num_classes
+        if classes not in (80, 81):
+            raise InputError(loaded.path, "config.num_classes", "partwise run reads the 80 AVA actions (81 with "
+                                                               f"mmaction2's background column 0), got {classes}")
+        base = ClipSpec(clip_len=model.cfg.clip_len, frame_interval=model.cfg.frame_interval,
+                        short_side=weights.MMACTION2_TEST_SHORT_SIDE)
+    elif family == "activity2vec":
+        base = ClipSpec(clip_len=1, frame_interval=1, short_side=0)  # HAKE: no resizing at test time
+    else:
+        base = ClipSpec()
+    pasta_vocab = extra.get("pasta_vocab", FAMILY_PASTA_VOCAB[family])
+    if pasta_vocab is None:
+        names: tuple[str, ...] = ()
+    elif isinstance(extra.get("pasta_names"), (list, tuple)):
+        names = tuple(str(n) for n in extra["pasta_names"])
+    elif pasta_vocab in TPS_STATE_VOCABS:
+        raise InputError(loaded.path, "extra.pasta_names", f"a {pasta_vocab} model must list its state names")
+    else:
+        names = vocab.load(pasta_vocab).names
+    skeletons = family == "activity2vec" and (loaded.loader == "hake_activity2vec" or bool(extra.get("skeletons")))
+    return LoadedModel(model, family, ClipSpec.from_extra(extra, base), loaded.name, str(loaded.path),
+                       pasta_vocab, names, skeletons)
 
 
 def clip_tensor(frames: np.ndarray, spec: ClipSpec):
@@ -279,17 +335,121 @@ def clip_tensor(frames: np.ndarray, spec: ClipSpec):
     return ((clip - mean) / std)[None], scale
 
 
+def _rois(boxes_px: np.ndarray, scale: tuple[float, float]):
+    """(K, 4) pixel boxes of the original frame -> (K, 5) ``[0, x1, y1, x2, y2]`` float RoIs in the resized input."""
+    import torch
+
+    boxes = np.asarray(boxes_px, np.float64)
+    rois = torch.zeros(boxes.shape[:-1] + (5,))
+    factor = np.array([scale[0], scale[1], scale[0], scale[1]])
+    rois[..., 1:] = torch.from_numpy(boxes * factor).float()
+    return rois
+
+
 def run_model(loaded: LoadedModel, frames: np.ndarray, boxes_px: np.ndarray) -> dict[str, np.ndarray]:
-    """PaSta (K, 87), action (K, 80) probabilities and features (K, D) for pixel ``boxes_px`` (K, 4) in a clip."""
+    """A video model on a clip (T, H, W, 3) with pixel ``boxes_px`` (K, 4): ``st_activity2vec`` -> ``pasta``
+    (K, 87), ``actions`` (K, 80) probabilities and ``features`` (K, D); ``ava_detector`` -> ``actions`` (K, 80)
+    (mmaction2's background column 0 dropped)."""
     import torch
 
     clip, scale = clip_tensor(frames, loaded.clip)
-    rois = torch.zeros(len(boxes_px), 5)
-    factor = np.array([scale[0], scale[1], scale[0], scale[1]])
-    rois[:, 1:] = torch.from_numpy(np.asarray(boxes_px, np.float64) * factor).float()
+    rois = _rois(boxes_px, scale)
     with torch.inference_mode():
+        if loaded.family == "ava_detector":
+            scores = torch.sigmoid(loaded.model(clip, rois))
+            return {"actions": (scores[:, 1:] if scores.shape[1] == 81 else scores).numpy()}
         out = loaded.model(clip, rois)
     return {"pasta": out["pasta"].numpy(), "actions": out["actions"].numpy(), "features": out["features"].numpy()}
+
+
+def run_image_model(loaded: LoadedModel, frame: np.ndarray, boxes_px: np.ndarray, parts_px: np.ndarray,
+                    keypoints: np.ndarray) -> dict[str, np.ndarray]:
+    """Activity2Vec on one frame (H, W, 3) uint8 RGB: person boxes (K, 4), part boxes (K, 10, 4) in HAKE body-part
+    order, COCO-17 keypoints (K, 17, 3) (pixels; zeros without pose) -> ``pasta`` (K, 93), ``verbs`` (K, 157)
+    probabilities and ``features`` = ``f_pasta`` (K, 3072 + language width), the activity vector."""
+    import torch
+
+    from partwise.models.activity2vec import PIXEL_MEANS_BGR
+    from partwise.models.pose_parts import skeleton_map
+
+    spec = replace(loaded.clip, clip_len=1, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    clip, scale = clip_tensor(frame[None], spec)  # 1, 3, 1, H', W' RGB 0..255
+    image = clip[:, :, 0].flip(1) - torch.tensor(PIXEL_MEANS_BGR).view(1, 3, 1, 1)  # BGR minus means
+    height, width = frame.shape[:2]
+    size = loaded.model.config.skeleton_size
+    maps = np.zeros((len(boxes_px), 1, size, size), np.float32)
+    if loaded.skeletons:
+        for i, k in enumerate(keypoints):
+            maps[i, 0] = skeleton_map(k, (width, height), size)
+    with torch.inference_mode():
+        out = loaded.model(image, _rois(boxes_px, scale), _rois(parts_px, scale), torch.from_numpy(maps))
+    return {"pasta": out["p_pasta"].numpy(), "verbs": out["p_verb"].numpy(), "features": out["f_pasta"].numpy()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Person detector and video classifier
+
+
+@dataclass
+class LoadedDetector:
+    """``--detector``: a ``person_detector`` model and its ``detect_people(model, frames (B, H, W, 3) uint8 RGB,
+    score_threshold, nms_iou, max_people) -> [(K, 5) pixel x1, y1, x2, y2, score]``."""
+
+    model: Any
+    detect: Callable[..., list]
+    name: str | None = None
+    path: str = ""
+
+
+def load_detector(spec: str | os.PathLike) -> LoadedDetector:
+    from partwise.models import weights
+
+    loaded = weights.load(spec, ("person_detector",), "--detector")
+    try:
+        from partwise.models.person_detector import detect_people
+    except ImportError as exc:
+        raise ConfigError(f"--detector: this partwise has no person detector module ({exc})") from None
+    return LoadedDetector(loaded.model, detect_people, loaded.name, str(loaded.path))
+
+
+@dataclass
+class LoadedVideoModel:
+    """``--video-model``: a ``video_classifier`` model, its ``predict_video(model, read_frames, num_frames) ->
+    (num_classes,)`` probabilities, and its class names."""
+
+    model: Any
+    predict: Callable[..., np.ndarray]
+    class_names: tuple[str, ...]
+    name: str | None = None
+    path: str = ""
+
+
+def load_video_model(spec: str | os.PathLike) -> LoadedVideoModel:
+    from partwise.models import weights
+
+    loaded = weights.load(spec, ("video_classifier",), "--video-model")
+    try:
+        from partwise.models.video_classifier import predict_video
+    except ImportError as exc:
+        raise ConfigError(f"--video-model: this partwise has no video classifier module ({exc})") from None
+    names = tuple(str(n) for n in getattr(loaded.model.cfg, "class_names", ()) or ())
+    if not names:
+        raise InputError(loaded.path, "config.class_names", "the video classifier names no classes")
+    return LoadedVideoModel(loaded.model, predict_video, names, loaded.name, str(loaded.path))
+
+
+#: video classes reported per input.
+VIDEO_TOPK = 5
+
+
+def classify_video(video_model: LoadedVideoModel, read_frames: Callable[[np.ndarray], np.ndarray],
+                   num_frames: int) -> list[tuple[str, float]]:
+    """The input's :data:`VIDEO_TOPK` most probable classes ``[(name, probability)]``, best first."""
+    probs = np.asarray(video_model.predict(video_model.model, read_frames, num_frames), np.float64).reshape(-1)
+    if len(probs) != len(video_model.class_names):
+        raise ValueError(f"video classifier gave {len(probs)} scores for {len(video_model.class_names)} classes")
+    top = np.argsort(-probs, kind="stable")[:VIDEO_TOPK]
+    return [(video_model.class_names[i], float(probs[i])) for i in top]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -301,13 +461,14 @@ class Timings:
     """Seconds spent per stage (summed over inputs)."""
 
     decode: float = 0.0
+    detect: float = 0.0
     pose: float = 0.0
     model: float = 0.0
     write: float = 0.0
     frames: int = 0
 
     def add(self, other: "Timings") -> None:
-        for key in ("decode", "pose", "model", "write", "frames"):
+        for key in ("decode", "detect", "pose", "model", "write", "frames"):
             setattr(self, key, getattr(self, key) + getattr(other, key))
 
 
@@ -323,6 +484,7 @@ class VideoResult:
     num_frames: int
     rows: list[dict] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
+    video_classes: list[tuple[str, float]] | None = None  # with --video-model: top classes, best first
 
 
 class _Frames:
@@ -402,20 +564,26 @@ def _pose_windows(kf: Keyframe, fps: float, num_frames: int, options: RunOptions
     return np.clip(kf.frame_index + offsets, 0, num_frames - 1), half
 
 
-def state_overrides(pasta: np.ndarray, threshold: float) -> dict[str, str]:
-    """``{body part: state}`` from one person's (87,) PaSta probabilities: for each PaSta part, its best state if it
-    scores at least ``threshold``, given to the body parts that PaSta part covers (``hand`` -> both hands)."""
-    from partwise import vocab
+def top_states(probs: np.ndarray, names, k: int) -> np.ndarray:
+    """Indices of the ``k`` most probable classes (stable order on ties), skipping ``no_interaction`` classes: they
+    say a part does nothing, which is not a state worth listing (their scores stay in the full probability columns)."""
+    order = np.argsort(-np.asarray(probs), kind="stable")
+    return np.array([j for j in order if not str(names[j]).endswith("no_interaction")][:k], dtype=np.int64)
 
-    v = vocab.load("pasta_ava87")
-    out = {}
-    for part, body_parts in PASTA_PART_TO_PARTS.items():
-        sl = v.part_slice(part)
-        best = int(np.argmax(pasta[sl])) + sl.start
-        if pasta[best] >= threshold:
-            state = v.names[best].split(": ", 1)[1]
-            out.update({p: state for p in body_parts})
-    return out
+
+def tps_state_overrides(probs: np.ndarray, names: tuple[str, ...], threshold: float) -> dict[str, str]:
+    """``{tps part: state}`` from one person's probabilities over Kinetics-TPS part states (``names[i]`` =
+    ``"<tps part>: <state>"``, e.g. ``"right_hand: raise"``): each part's best state when it scores at least
+    ``threshold``. Only a model whose vocabulary is in :data:`TPS_STATE_VOCABS` is asked: PaSta states (HAKE's
+    vocabularies) are another label set and stay in the PaSta columns, out of the Kinetics-TPS JSON."""
+    from partwise.infer.kinematics import TPS_PARTS
+
+    best: dict[str, tuple[float, str]] = {}
+    for p, name in zip(np.asarray(probs, np.float64), names):
+        part, _, state = name.partition(": ")
+        if part in TPS_PARTS and state and p >= threshold and p > best.get(part, (-1.0, ""))[0]:
+            best[part] = (float(p), state)
+    return {part: state for part, (_, state) in best.items()}
 
 
 #: keyframes whose frames are decoded together (bounds memory: a few dozen frames per keyframe).
@@ -423,22 +591,27 @@ PREFETCH_KEYFRAMES = 8
 
 
 def _frames_needed(keyframes: list[Keyframe], fps: float, n: int, options: RunOptions, model: LoadedModel | None,
-                   use_pose: bool, detect: bool) -> np.ndarray:
-    """0-based indices of every frame the pipeline reads for ``keyframes``."""
+                   use_pose: bool, keyframe_image: bool) -> np.ndarray:
+    """0-based indices of every frame the pipeline reads for ``keyframes`` (``keyframe_image``: the keyframes
+    themselves, for a detector or an image model)."""
     from partwise.data.video import clip_around
 
-    needed = [np.array([kf.frame_index for kf in keyframes], np.int64)] if detect else []
+    needed = [np.array([kf.frame_index for kf in keyframes], np.int64)] if keyframe_image else []
     for kf in keyframes:
         if use_pose:
             needed.append(_pose_windows(kf, fps, n, options)[0])
-        if model is not None:
+        if model is not None and model.family != "activity2vec":
             needed.append(clip_around(kf.frame_index, model.clip.clip_len, model.clip.frame_interval, n))
     return np.concatenate(needed) if needed else np.zeros(0, np.int64)
 
 
 def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None, model: LoadedModel | None = None,
-                 pose=None, progress_position: int = 1) -> VideoResult:
-    """Run the pipeline on one input (see the module docstring); raises :class:`InputError` for a bad input."""
+                 pose=None, progress_position: int = 1, detector: LoadedDetector | None = None,
+                 video_model: LoadedVideoModel | None = None) -> VideoResult:
+    """Run the pipeline on one input (see the module docstring); raises :class:`InputError` for a bad input.
+
+    People come from ``boxes`` (``{video_id: {timestamp: (N, 5)}}``, :func:`load_boxes`), else ``detector``, else
+    ``pose``'s own person finder."""
     import time
 
     from tqdm import tqdm
@@ -455,28 +628,49 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
     video_boxes = None
     if boxes is not None:
         video_boxes = boxes.get(item.video_id, {})
-    elif pose is None:
-        raise ConfigError("no source of people: give --boxes or install the pose extra (pip install 'partwise[pose]')")
+    elif detector is None and pose is None:
+        raise ConfigError("no source of people: give --boxes or --detector, or install the pose extra "
+                          "(pip install 'partwise[pose]')")
     keyframes, _ = keyframes_for(n, fps, options, None if video_boxes is None else list(video_boxes))
     result = VideoResult(item, width, height, fps, n, timings=timings)
+    if video_model is not None:
+        t0 = time.perf_counter()
+        result.video_classes = classify_video(video_model, frames.read, n)
+        timings.model += time.perf_counter() - t0
+    video_label = result.video_classes[0][0] if result.video_classes else None
     tracker = IoUTracker()
-    pasta_vocab = vocab.load("pasta_ava87")
+    verb_vocab = vocab.load("verbs157") if model is not None and model.family == "activity2vec" else None
     body_parts = vocab.BODY_PARTS
     scale = np.array([width, height, width, height], np.float64)
+    keyframe_image = video_boxes is None or (model is not None and model.family == "activity2vec")
+    detections: dict[int, np.ndarray] = {}
     bar = tqdm(keyframes, desc=item.video_id[:24], unit="kf", leave=False, position=progress_position,
                disable=not options.progress)
     for k, kf in enumerate(bar):
         if k % PREFETCH_KEYFRAMES == 0:  # decode the frames of the next keyframes in one pass
+            group = keyframes[k:k + PREFETCH_KEYFRAMES]
             t0 = time.perf_counter()
-            frames.prefetch(_frames_needed(keyframes[k:k + PREFETCH_KEYFRAMES], fps, n, options, model,
-                                           pose is not None, video_boxes is None))
+            frames.prefetch(_frames_needed(group, fps, n, options, model, pose is not None, keyframe_image))
             timings.decode += time.perf_counter() - t0
+            if video_boxes is None and detector is not None:  # one detector batch per group of keyframes
+                t0 = time.perf_counter()
+                batch = frames.read(np.array([g.frame_index for g in group]))
+                timings.decode += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                found = detector.detect(detector.model, batch, score_threshold=options.detector_threshold,
+                                        nms_iou=options.detector_nms_iou, max_people=options.max_people)
+                timings.detect += time.perf_counter() - t0
+                detections = {k + j: np.asarray(d, np.float64).reshape(-1, 5) for j, d in enumerate(found)}
         # People at this keyframe.
         keypoints = None
         if video_boxes is not None:
             chosen = select_boxes(video_boxes.get(kf.time_s, np.zeros((0, 5))), options.box_threshold,
                                   options.nms_iou, options.max_people)
             person_px, scores = chosen[:, :4] * scale, chosen[:, 4]
+        elif detector is not None:
+            found_here = detections.get(k, np.zeros((0, 5)))
+            person_px = np.clip(found_here[:, :4], 0, scale)
+            scores = found_here[:, 4]
         else:
             t0 = time.perf_counter()
             frame = frames.read(np.array([kf.frame_index]))[0]
@@ -510,35 +704,56 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
         # Learned model.
         outputs = None
         if model is not None:
-            from partwise.data.video import clip_around
-
             t0 = time.perf_counter()
-            clip = frames.read(clip_around(kf.frame_index, model.clip.clip_len, model.clip.frame_interval, n))
+            if model.family == "activity2vec":
+                image = frames.read(np.array([kf.frame_index]))[0]
+            else:
+                from partwise.data.video import clip_around
+
+                image = frames.read(clip_around(kf.frame_index, model.clip.clip_len, model.clip.frame_interval, n))
             timings.decode += time.perf_counter() - t0
             t0 = time.perf_counter()
-            outputs = run_model(model, clip, person_px)
+            if model.family == "activity2vec":
+                outputs = run_image_model(model, image, person_px, parts, kp)
+            else:
+                outputs = run_model(model, image, person_px)
             timings.model += time.perf_counter() - t0
+            if "pasta" in outputs and outputs["pasta"].shape[1] != len(model.pasta_names):
+                raise InputError(model.path, "pasta", f"the model gives {outputs['pasta'].shape[1]} PaSta scores, its "
+                                                      f"vocabulary {model.pasta_vocab} has {len(model.pasta_names)}")
         for i in range(len(person_px)):
-            states = dict(kinematic[i])
+            states = dict(kinematic[i])  # Kinetics-TPS part states: what the TPS JSON reports
+            kinematic_names = [f"{p}: {states[p]}" for p in TPS_PARTS if p in states]
             row: dict[str, Any] = {
                 "video_id": item.video_id, "time_s": kf.time_s, "frame_index": kf.frame_index,
                 "width": width, "height": height, "box_px": person_px[i].tolist(), "score": float(scores[i]),
                 "track_id": int(ids[i]), "keypoints": None if keypoints is None else keypoints[i].tolist(),
-                "kinematic": [f"{p}: {states[p]}" for p in TPS_PARTS if p in states],
-                "pasta": [], "pasta_scores": [], "pasta_probs": None, "actions": [], "action_scores": None, "activity_vector": None,
+                "kinematic": kinematic_names,
+                # without a PaSta model the part states are the kinematic ones, in the Kinetics-TPS vocabulary
+                "pasta": kinematic_names, "pasta_vocab": "kinetics-tps" if kinematic_names else None,
+                "pasta_scores": None, "pasta_probs": None, "actions": [], "action_scores": None,
+                "verbs": [], "verb_scores": None, "activity_vector": None, "video_label": video_label,
                 "source": f"{item.path}:{kf.frame_index}",
             }
-            if outputs is not None:
+            if outputs is not None and "pasta" in outputs:
                 p = outputs["pasta"][i]
-                top = np.argsort(-p, kind="stable")[: options.topk]
-                row["pasta"] = [pasta_vocab.names[j] for j in top]
+                top = top_states(p, model.pasta_names, options.topk)
+                row["pasta"] = [model.pasta_names[j] for j in top]
+                row["pasta_vocab"] = model.pasta_vocab
                 row["pasta_scores"] = [float(p[j]) for j in top]
                 row["pasta_probs"] = p.astype(np.float32).tolist()
+                if model.pasta_vocab in TPS_STATE_VOCABS:
+                    states.update(tps_state_overrides(p, model.pasta_names, options.state_threshold))
+            if outputs is not None and "actions" in outputs:
                 a = outputs["actions"][i]
                 row["actions"] = [int(j + 1) for j in np.flatnonzero(a >= options.action_threshold)]
                 row["action_scores"] = a.astype(np.float32).tolist()
+            if outputs is not None and "verbs" in outputs:
+                v = outputs["verbs"][i]
+                row["verbs"] = [verb_vocab.names[j] for j in top_states(v, verb_vocab.names, options.topk)]
+                row["verb_scores"] = v.astype(np.float32).tolist()
+            if outputs is not None and "features" in outputs:
                 row["activity_vector"] = outputs["features"][i].astype(np.float32).tolist()
-                states.update(state_overrides(p, options.state_threshold))
             row["part_boxes"] = [{"part": name, "box_px": parts[i, j].tolist(), "state": states.get(name)}
                                  for j, name in enumerate(body_parts)]
             result.rows.append(row)
@@ -566,6 +781,15 @@ class _WorkerState:
     boxes: dict | None
     model: LoadedModel | None
     pose: Any
+    detector: LoadedDetector | None = None
+    video_model: LoadedVideoModel | None = None
+
+
+def _load_state(options: RunOptions, out: Path) -> _WorkerState:
+    return _WorkerState(options, out, load_boxes(options.boxes) if options.boxes else None,
+                        load_run_model(options.model) if options.model else None, make_pose(options),
+                        load_detector(options.detector) if options.detector and not options.boxes else None,
+                        load_video_model(options.video_model) if options.video_model else None)
 
 
 _STATE: _WorkerState | None = None
@@ -577,8 +801,7 @@ def _init_worker(options: RunOptions, out: str, single_thread: bool = True, stat
 
     if single_thread:  # worker processes share the cores
         torch.set_num_threads(1)
-    _STATE = state or _WorkerState(options, Path(out), load_boxes(options.boxes) if options.boxes else None,
-                                   load_run_model(options.model) if options.model else None, make_pose(options))
+    _STATE = state or _load_state(options, Path(out))
 
 
 def _check_sources(options: RunOptions, out: Path) -> _WorkerState:
@@ -586,11 +809,11 @@ def _check_sources(options: RunOptions, out: Path) -> _WorkerState:
     input is touched."""
     from partwise.infer.pose import mediapipe_available
 
-    if not options.boxes and (options.pose == "none" or (options.pose == "auto" and not mediapipe_available())):
-        raise ConfigError("no source of people: give --boxes FILE, or install the pose extra "
+    if not options.boxes and not options.detector and (
+            options.pose == "none" or (options.pose == "auto" and not mediapipe_available())):
+        raise ConfigError("no source of people: give --boxes FILE or --detector CKPT|NAME, or install the pose extra "
                           "(pip install 'partwise[pose]') and leave --pose at auto")
-    return _WorkerState(options, out, load_boxes(options.boxes) if options.boxes else None,
-                        load_run_model(options.model) if options.model else None, make_pose(options))
+    return _load_state(options, out)
 
 
 def _run_one(item: InputItem, position: int = 1) -> tuple[str, str | None, Timings]:
@@ -601,7 +824,8 @@ def _run_one(item: InputItem, position: int = 1) -> tuple[str, str | None, Timin
 
     state = _STATE
     try:
-        result = process_item(item, state.options, state.boxes, state.model, state.pose, position)
+        result = process_item(item, state.options, state.boxes, state.model, state.pose, position,
+                              detector=state.detector, video_model=state.video_model)
         t0 = time.perf_counter()
         outputs.write_video_outputs(result, state.out, video=state.options.video)
         result.timings.write += time.perf_counter() - t0
@@ -638,6 +862,37 @@ class RunSummary:
     failed: list[tuple[str, str]]
     timings: Timings
     merged: dict[str, Path]
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user (not errors)
+
+
+def run_metadata(options: RunOptions, state: _WorkerState | None) -> dict:
+    """What produced the outputs (``run.json``): where people came from, and each model's spec, file, family and
+    output vocabularies (from the loaded models when ``state`` has them, else the specs alone)."""
+    def describe(spec, loaded, **vocabs):
+        if spec is None:
+            return None
+        if loaded is None:
+            return {"spec": str(spec)}
+        return {"spec": str(spec), "name": loaded.name, "path": loaded.path, **vocabs}
+
+    model = state.model if state is not None else None
+    model_info = describe(options.model, model)
+    if model is not None:
+        model_info.update(family=model.family, pasta_vocab=model.pasta_vocab,
+                          action_vocab="ava80" if model.family in ("st_activity2vec", "ava_detector") else None,
+                          verb_vocab="verbs157" if model.family == "activity2vec" else None)
+    video_model = state.video_model if state is not None else None
+    return {
+        "persons_from": "boxes" if options.boxes else "detector" if options.detector else "pose",
+        "boxes": options.boxes,
+        "model": model_info,
+        "detector": describe(options.detector if not options.boxes else None,
+                             state.detector if state is not None else None, family="person_detector"),
+        "video_model": describe(options.video_model, video_model, family="video_classifier",
+                                classes=len(video_model.class_names) if video_model is not None else None),
+        # part_boxes[].state and the Kinetics-TPS JSON hold Kinetics-TPS part states only
+        "part_state_vocab": "kinetics-tps",
+    }
 
 
 def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, *, workers: int = 1,
@@ -692,9 +947,11 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     import time
 
     t0 = time.perf_counter()
-    merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv)
+    notes: list[str] = []
+    merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
+                           metadata=run_metadata(options, state), notes=notes)
     timings.write += time.perf_counter() - t0
-    return RunSummary(done, skipped, failed, timings, merged)
+    return RunSummary(done, skipped, failed, timings, merged, notes)
 
 
 def _barrier() -> None:

@@ -2,8 +2,10 @@
 
 Each track predicts its next box by adding its smoothed per-step velocity (so two people who cross keep their
 identities: at the crossing the predicted boxes still point the right way), the cost is ``1 - IoU(predicted,
-detection)``, pairs with IoU below ``iou_threshold`` are never matched, unmatched detections start new tracks, and a
-track unseen for more than ``max_age`` steps ends. Boxes are ``[x1, y1, x2, y2]`` (any consistent unit).
+detection)``, pairs with IoU below ``iou_threshold`` are never matched. Tracks and detections left over are then
+matched the same way on the tracks' last boxes (no motion): a person who stops or turns back (a walker reversing
+between two 1 Hz keyframes) is far from the predicted box but still near the last one. Unmatched detections start new
+tracks, and a track unseen for more than ``max_age`` steps ends. Boxes are ``[x1, y1, x2, y2]`` (any consistent unit).
 """
 from __future__ import annotations
 
@@ -55,19 +57,25 @@ class IoUTracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         ids = np.zeros(len(boxes), dtype=np.int64)
         matched_tracks: set[int] = set()
-        if self.tracks and len(boxes):
-            predicted = np.stack([t.predicted() if self.use_motion else t.box for t in self.tracks])
-            iou = iou_matrix(predicted, boxes)
+        stages = (True, False) if self.use_motion else (False,)
+        for with_motion in stages:
+            free_tracks = [i for i in range(len(self.tracks)) if i not in matched_tracks]
+            free_boxes = np.flatnonzero(ids == 0)
+            if not free_tracks or not len(free_boxes):
+                break
+            reference = np.stack([self.tracks[i].predicted() if with_motion else self.tracks[i].box
+                                  for i in free_tracks])
+            iou = iou_matrix(reference, boxes[free_boxes])
             rows, cols = linear_sum_assignment(1.0 - iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] < self.iou_threshold:
                     continue
-                track = self.tracks[r]
-                step = (boxes[c] - track.box) / (track.age + 1)
+                track, box_index = self.tracks[free_tracks[r]], free_boxes[c]
+                step = (boxes[box_index] - track.box) / (track.age + 1)
                 track.velocity = self.smoothing * track.velocity + (1 - self.smoothing) * step if track.hits > 1 else step
-                track.box, track.age, track.hits = boxes[c], 0, track.hits + 1
-                ids[c] = track.track_id
-                matched_tracks.add(r)
+                track.box, track.age, track.hits = boxes[box_index], 0, track.hits + 1
+                ids[box_index] = track.track_id
+                matched_tracks.add(free_tracks[r])
         for index, track in enumerate(self.tracks):
             if index not in matched_tracks:
                 track.age += 1

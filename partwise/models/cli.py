@@ -14,7 +14,7 @@ from partwise.models.checkpoint import (detect_source, load_state_dict, mmaction
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list model constructors, inspect checkpoints")
     sub = parser.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
-    p_list = sub.add_parser("list", help="model constructors with their parameter counts")
+    p_list = sub.add_parser("list", help="model constructors with their parameter counts; known weights by name")
     p_list.add_argument("--json", action="store_true", help="print JSON")
     p_list.set_defaults(func=run_list)
     p_inspect = sub.add_parser("inspect", help="source, keys, shapes and mapping report of a checkpoint")
@@ -35,14 +35,23 @@ def model_parameter_counts() -> dict[str, int]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from partwise.models import weights
+
     counts = model_parameter_counts()
+    known = weights.status()
     if args.json:
-        print(json.dumps(counts, indent=1))
+        print(json.dumps({"constructors": counts, "weights": known}, indent=1))
         return 0
     width = max(map(len, counts))
     for name, count in counts.items():
         doc = (MODELS[name].__doc__ or "").strip().splitlines()[0] if MODELS[name].__doc__ else ""
         print(f"{name:<{width}}  {count:>12,}  {doc}")
+    print(f"\nweights by name (--model/--detector/--video-model NAME; looked up in {weights.package_data_dir()}, "
+          f"then ${weights.WEIGHTS_ENV} = {weights.weights_dir()}):")
+    width = max(len(w["name"]) for w in known)
+    for w in known:
+        where = w["path"] if w["present"] else f"missing: put it at {w['expected_at']}"
+        print(f"{w['name']:<{width}}  {w['family']:<16}  {where}")
     return 0
 
 

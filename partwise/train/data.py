@@ -262,7 +262,11 @@ def read_proposal_file(cfg: ClipDataConfig, split: str) -> dict[str, np.ndarray]
 
 def resize_clip(frames: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 -> ``(3, T, h, w)`` float32 (0..255) resized bilinearly to ``size = (h, w)``."""
-    clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    # .float() copies anyway; going through a writable view keeps torch from warning about read-only caches
+    frames = np.ascontiguousarray(frames)
+    if not frames.flags.writeable:
+        frames = frames.copy()
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
     if clip.shape[-2:] != size:
         clip = F.interpolate(clip, size=size, mode="bilinear", align_corners=False, antialias=True)
     return clip.permute(1, 0, 2, 3).contiguous()

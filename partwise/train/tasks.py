@@ -1118,6 +1118,17 @@ class TINTask:
     eval: EvalConfig = field(default_factory=EvalConfig)
     init: str = ""
     frozen: list[str] = field(default_factory=list)  # sub-networks kept fixed (eval mode, no gradient)
+    #: ``frequency``: TIN's HOI class weights w_c = ln(N / k_c) (k_c positive pairs of HOI c in the training split,
+    #: N their sum; unseen classes count 1) multiplying the HOI logits (``tin_hoi.md`` §1.6); ``none``: all 1.
+    hoi_weights: str = "frequency"
+
+
+def tin_hoi_weights(counts: np.ndarray) -> np.ndarray:
+    """(600,) TIN class weights ln(N / k_c) from (600,) positive-pair counts; a class never seen counts as 1. The
+    weights are floored at 0.1: a class holding nearly every positive would otherwise get a zero weight, which
+    freezes its sigmoid at 0.5 (the original's smallest weight is 0.63)."""
+    counts = np.asarray(counts, np.float64)
+    return np.maximum(np.log(counts.sum() / np.maximum(counts, 1.0)), 0.1).astype(np.float32)
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, width: float, height: float, tries: int = 150) -> np.ndarray:
@@ -1182,6 +1193,8 @@ class TINRunner(ImageTask):
             check_image_paths(self.split_data(split))
         if self.cfg.init and not Path(self.cfg.init).exists():
             raise ConfigError(f"init: {self.cfg.init} does not exist")
+        if self.cfg.hoi_weights not in ("frequency", "none"):
+            raise ConfigError(f"hoi_weights: expected frequency or none, got {self.cfg.hoi_weights!r}")
 
     def datasets(self):
         from partwise.train.data import ImageRecordsDataset, group_images
@@ -1189,6 +1202,15 @@ class TINRunner(ImageTask):
         data = self.cfg.data
         train_items = group_images(load_records(data, data.train_split))
         val_items = group_images(load_records(data, data.val_split))
+        self.hoi_weights = None
+        if self.cfg.hoi_weights == "frequency":
+            counts = np.zeros(600)
+            for item in train_items:
+                for objects in item.objects:
+                    for target, _ in self.hoi_targets(item, objects).values():
+                        counts += target
+            if counts.sum() > 0:
+                self.hoi_weights = torch.from_numpy(tin_hoi_weights(counts))
         return (ImageRecordsDataset(self.split_data(data.train_split), train_items, train=True, seed=self.cfg.run.seed,
                                     extra=self.extra_fields),
                 ImageRecordsDataset(self.split_data(data.val_split), val_items, train=False, extra=self.extra_fields))
@@ -1288,7 +1310,9 @@ class TINRunner(ImageTask):
             if len(hb) == 0:
                 continue
             out = self.forward_pairs(model, batch["image"][i:i + 1], hb, ob)
+            hoi_weights = getattr(self, "hoi_weights", None)
             losses.append(tin_loss(out, batch["hoi"][i], batch["binary"][i], int(batch["n_pos"][i]),
+                                   hoi_weights=None if hoi_weights is None else hoi_weights.to(device),
                                    binary_weights=binary_weights))
         if not losses:
             return sum(p.sum() * 0 for p in model.parameters() if p.requires_grad), {}

@@ -117,3 +117,17 @@ def test_rows_between_keyframes_are_interpolated_per_track():
     assert at[0]["px1"] == pytest.approx(rows[0]["px1"] + 20.0) and at[1]["px1"] == rows[2]["px1"]
     assert render.rows_at(80, by_frame, keyframes, 15) == []
     assert render.rows_at(30, by_frame, keyframes, 15) == [rows[0]]
+
+
+def test_merge_reads_rows_written_before_the_verb_columns_existed(tmp_path):
+    old = outputs.rows_to_table([_row("old")]).drop_columns(["verbs", "verb_scores"])
+    new = outputs.rows_to_table([dict(_row("new"), verbs=["eat", "drink"], verb_scores=[0.5] * 157)])
+    for vid, table in (("old", old), ("new", new)):
+        outputs.video_dir(tmp_path, vid).mkdir(parents=True)
+        outputs.write_parquet(table, outputs.video_dir(tmp_path, vid) / outputs.PERSONS_FILE)
+    paths = outputs.merge(tmp_path, ["old", "new"])
+    merged = pq.read_table(paths["parquet"])
+    assert merged.schema == outputs.RESULT_SCHEMA
+    assert merged.column("verbs").to_pylist() == [None, ["eat", "drink"]]  # null: not written then
+    assert merged.column("verb_scores").to_pylist()[0] is None
+    assert json.loads(paths["run"].read_text())["videos"] == {"old": {"classes": None}, "new": {"classes": None}}

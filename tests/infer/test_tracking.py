@@ -50,3 +50,14 @@ def test_new_people_and_track_expiry():
     assert tracker.update([[50, 50, 60, 60]]).tolist() == [2]       # 1 unseen once
     assert tracker.update([]).tolist() == []                          # 1 unseen twice -> gone; 2 once
     assert tracker.update([[0, 0, 10, 10], [50, 50, 60, 60]]).tolist() == [3, 2]
+
+
+def test_a_person_who_turns_back_keeps_the_id():
+    # A walks right 25 px per step, then turns back: the constant-velocity prediction overshoots (no overlap with
+    # the new box) while the last box still overlaps it; B stands still far away.
+    a = [[0, 0, 40, 100], [25, 0, 65, 100], [50, 0, 90, 100], [35, 0, 75, 100], [20, 0, 60, 100]]
+    b = [300, 0, 340, 100]
+    steps = [np.array([box, b], float) for box in a]
+    assert [i.tolist() for i in track_sequence(steps)] == [[1, 2]] * 5
+    # the prediction alone loses A at the turn: predicted [75, 0, 115, 100] vs [35, 0, 75, 100] -> IoU 0
+    assert iou_matrix([[75, 0, 115, 100]], [[35, 0, 75, 100]])[0, 0] == 0

@@ -132,3 +132,17 @@ def test_frozen_sub_networks_get_no_gradient_and_bad_names_are_config_errors(hic
     assert all(p.requires_grad for p in model.net.cls_sp.parameters())
     with pytest.raises(ConfigError, match="frozen: TIN has no sub-network 'trunk'"):
         _runner(hico_root, tmp_path, ["frozen=[trunk]"]).build_model()
+
+
+def test_tin_hoi_weights_by_hand():
+    from partwise.train.tasks import tin_hoi_weights
+
+    counts = np.zeros(600)
+    counts[[0, 5, 9]] = [6, 3, 1]  # N = 10
+    w = tin_hoi_weights(counts)
+    assert w.shape == (600,) and w.dtype == np.float32
+    assert np.allclose(w[[0, 5, 9]], [np.log(10 / 6), np.log(10 / 3), np.log(10)], atol=1e-6)
+    assert np.isclose(w[1], np.log(10))  # unseen: counted once
+    only = np.zeros(600)
+    only[3] = 50
+    assert np.isclose(tin_hoi_weights(only)[3], 0.1)  # ln(50/50) = 0, floored
