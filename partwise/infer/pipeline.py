@@ -404,11 +404,9 @@ class LoadedDetector:
 def load_detector(spec: str | os.PathLike) -> LoadedDetector:
     from partwise.models import weights
 
+    from partwise.models.person_detector import detect_people
+
     loaded = weights.load(spec, ("person_detector",), "--detector")
-    try:
-        from partwise.models.person_detector import detect_people
-    except ImportError as exc:
-        raise ConfigError(f"--detector: this partwise has no person detector module ({exc})") from None
     return LoadedDetector(loaded.model, detect_people, loaded.name, str(loaded.path))
 
 
@@ -427,11 +425,9 @@ class LoadedVideoModel:
 def load_video_model(spec: str | os.PathLike) -> LoadedVideoModel:
     from partwise.models import weights
 
+    from partwise.models.video_classifier import predict_video
+
     loaded = weights.load(spec, ("video_classifier",), "--video-model")
-    try:
-        from partwise.models.video_classifier import predict_video
-    except ImportError as exc:
-        raise ConfigError(f"--video-model: this partwise has no video classifier module ({exc})") from None
     names = tuple(str(n) for n in getattr(loaded.model.cfg, "class_names", ()) or ())
     if not names:
         raise InputError(loaded.path, "config.class_names", "the video classifier names no classes")

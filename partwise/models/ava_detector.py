@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from partwise.ops.boxes import box_iou
 from partwise.ops.pooling import temporal_pool
 from partwise.ops.roi_align import roi_align
-from partwise.models.resnet3d import ResNet3d, ResNet3dConfig, SlowFast, SlowFastConfig
+from partwise.models.resnet3d import ResNet3d, ResNet3dConfig, SlowFast, SlowFastConfig, backbone_config_from_dict
 
 #: ActionDataPreprocessor normalization (RGB, 0..255 scale).
 AVA_MEAN = (123.675, 116.28, 103.53)
@@ -71,14 +71,7 @@ class AVADetectorConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "AVADetectorConfig":
         data = dict(data)
-        kind = data.get("backbone_type", "slowonly")
-        sub = data.get("backbone", {})
-        if kind == "slowonly":
-            data["backbone"] = ResNet3dConfig.from_dict(sub)
-        elif kind == "slowfast":
-            data["backbone"] = SlowFastConfig.from_dict(sub)
-        else:
-            raise ValueError(f"backbone_type must be 'slowonly' or 'slowfast', got {kind!r}")
+        data["backbone"] = backbone_config_from_dict(data.get("backbone_type", "slowonly"), data.get("backbone", {}))
         return cls(**data)
 
     def feature_channels(self) -> int:

@@ -65,7 +65,16 @@ def inspect_checkpoint(path: str) -> dict:
     info = {"path": str(path), "source": source, "num_keys": len(tensors),
             "parameters": parameter_count(tensors),
             "shapes": {k: list(v.shape) for k, v in tensors.items()}}
-    if source == "mmaction2":
+    if source == "mmaction2" and any(k.startswith("cls_head.") for k in tensors):
+        from partwise.models.video_classifier import VideoClassifier, mmaction2_recognizer_config
+        cfg = mmaction2_recognizer_config(tensors)
+        with torch.device("meta"):
+            model = VideoClassifier(cfg)
+        report = load_state_dict(model, tensors, "mmaction2", strict=False, path=path, dry_run=True)
+        info["model"] = {"family": "video_classifier", "num_classes": cfg.num_classes}
+        info["report"] = report.format()
+        info["ok"] = report.ok
+    elif source == "mmaction2":
         from partwise.models.ava_detector import AVADetector
         cfg = mmaction2_detector_config(tensors)
         with torch.device("meta"):

@@ -271,6 +271,15 @@ class SlowFastConfig:
             non_local_cfg=self.non_local_cfg)
 
 
+def backbone_config_from_dict(kind: str, values: dict) -> "ResNet3dConfig | SlowFastConfig":
+    """The backbone config of a model config's ``backbone_type`` (``slowonly`` or ``slowfast``) from its dict."""
+    if kind == "slowonly":
+        return ResNet3dConfig.from_dict(values)
+    if kind == "slowfast":
+        return SlowFastConfig.from_dict(values)
+    raise ValueError(f"backbone_type must be 'slowonly' or 'slowfast', got {kind!r}")
+
+
 class SlowFast(nn.Module):
     """Two-pathway network: ``(N, 3, T, H, W)`` -> ``(slow (N, 2048, T/rr, H/16, W/16), fast (N, 256, ...))``.
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from partwise.models.resnet3d import ResNet3d, ResNet3dConfig, SlowFast, SlowFastConfig
+from partwise.models.resnet3d import ResNet3d, ResNet3dConfig, SlowFast, SlowFastConfig, backbone_config_from_dict
 
 #: The classifier trained by ``configs/synth_video_classifier.yaml`` on
 #: ``partwise synth DATA --seed 102 --videos 96 --size 160x120``
@@ -93,14 +93,7 @@ class VideoClassifierConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "VideoClassifierConfig":
         data = dict(data)
-        kind = data.get("backbone_type", "slowonly")
-        sub = data.get("backbone", {})
-        if kind == "slowonly":
-            data["backbone"] = ResNet3dConfig.from_dict(sub)
-        elif kind == "slowfast":
-            data["backbone"] = SlowFastConfig.from_dict(sub)
-        else:
-            raise ValueError(f"backbone_type must be 'slowonly' or 'slowfast', got {kind!r}")
+        data["backbone"] = backbone_config_from_dict(data.get("backbone_type", "slowonly"), data.get("backbone", {}))
         return cls(**data)
 
     def feature_channels(self) -> int:

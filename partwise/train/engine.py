@@ -21,6 +21,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -286,7 +287,11 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
         scaler.step(optimizer)
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        with warnings.catch_warnings():
+            # fp16: GradScaler skips the optimizer step when gradients overflow; the schedule still advances one
+            # step per training step (as mmcv/mmengine do), which torch would warn about
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            scheduler.step()
         step += 1
         loss_value = float(loss.detach())
         if world > 1:

@@ -200,3 +200,15 @@ def test_load_mmaction2_recognizer_infers_the_config(tmp_path):
     torch.save({"state_dict": state}, tmp_path / "bad.pth")
     with pytest.raises(InputError, match="bad.pth: not an mmaction2 recognizer checkpoint"):
         load_mmaction2_recognizer(tmp_path / "bad.pth")
+
+
+def test_models_inspect_reads_an_mmaction2_recognizer(tmp_path):
+    from partwise.models.cli import inspect_checkpoint
+
+    source = VideoClassifier(VideoClassifierConfig(backbone=ResNet3dConfig(base_channels=8), num_classes=5))
+    state = {("cls_head." + k[len("head."):] if k.startswith("head.") else k): v
+             for k, v in source.state_dict().items()}
+    torch.save({"meta": {"mmaction2_version": "1.2.0"}, "state_dict": state}, tmp_path / "rec.pth")
+    info = inspect_checkpoint(str(tmp_path / "rec.pth"))
+    assert info["source"] == "mmaction2" and info["ok"]
+    assert info["model"] == {"family": "video_classifier", "num_classes": 5}
