@@ -13,8 +13,8 @@ import torch
 
 from partwise import vocab
 from partwise.errors import InputError
-from partwise.train.tasks import (frequency_loss_weights, load_loss_weights, load_task, negative_targets,
-                                  run_task)
+from partwise.train.activity2vec import frequency_loss_weights, load_loss_weights, negative_targets
+from partwise.train.tasks import load_task, run_task
 
 ROOT = Path(__file__).parents[2]
 CONFIG = ROOT / "configs" / "synth_activity2vec.yaml"

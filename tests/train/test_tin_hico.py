@@ -135,7 +135,7 @@ def test_frozen_sub_networks_get_no_gradient_and_bad_names_are_config_errors(hic
 
 
 def test_tin_hoi_weights_by_hand():
-    from partwise.train.tasks import tin_hoi_weights
+    from partwise.train.tin import tin_hoi_weights
 
     counts = np.zeros(600)
     counts[[0, 5, 9]] = [6, 3, 1]  # N = 10
