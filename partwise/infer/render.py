@@ -39,6 +39,7 @@ def draw_persons(frame: np.ndarray, rows: list[dict]) -> np.ndarray:
 
     image = Image.fromarray(np.ascontiguousarray(frame))
     draw = ImageDraw.Draw(image)
+    placed: list[tuple[float, float, float, float]] = []
     for row in rows:
         colour = track_colour(row["track_id"])
         faint = tuple(int(c * 0.6) for c in colour)
@@ -52,11 +53,30 @@ def draw_persons(frame: np.ndarray, rows: list[dict]) -> np.ndarray:
         box = [row["px1"], row["py1"], row["px2"], row["py2"]]
         draw.rectangle(box, outline=colour, width=2)
         text = _label(row)
-        x, y = box[0], max(0.0, box[1] - 11)
-        tw = draw.textlength(text)
-        draw.rectangle([x, y, x + tw + 2, y + 10], fill=(0, 0, 0))
+        x, y = label_position(box, draw.textlength(text) + 2, placed)
+        draw.rectangle([x, y, x + draw.textlength(text) + 2, y + LABEL_HEIGHT], fill=(0, 0, 0))
         draw.text((x + 1, y - 1), text, fill=colour)
     return np.asarray(image)
+
+
+LABEL_HEIGHT = 10
+
+
+def label_position(box, width: float, placed: list[tuple[float, float, float, float]]) -> tuple[float, float]:
+    """Top-left corner of a ``width`` x :data:`LABEL_HEIGHT` label for ``box`` (x1, y1, x2, y2): just above the box,
+    else the first free line inside it going down, else above it anyway; the label's rectangle is added to
+    ``placed`` so that labels of people standing side by side do not cover each other."""
+    x = float(box[0])
+    step = LABEL_HEIGHT + 1
+    inside = max(0, int((box[3] - box[1]) // step))
+    candidates = [max(0.0, box[1] - step)] + [box[1] + 1 + i * step for i in range(inside)]
+
+    def free(y: float) -> bool:
+        return all(x + width <= a or a2 <= x or y + LABEL_HEIGHT <= b or b2 <= y for a, b, a2, b2 in placed)
+
+    y = next((c for c in candidates if free(c)), candidates[0])
+    placed.append((x, y, x + width, y + LABEL_HEIGHT))
+    return x, y
 
 
 def _rows_by_frame(table: pa.Table) -> dict[int, list[dict]]:

@@ -131,3 +131,13 @@ def test_merge_reads_rows_written_before_the_verb_columns_existed(tmp_path):
     assert merged.column("verbs").to_pylist() == [None, ["eat", "drink"]]  # null: not written then
     assert merged.column("verb_scores").to_pylist()[0] is None
     assert json.loads(paths["run"].read_text())["videos"] == {"old": {"classes": None}, "new": {"classes": None}}
+
+
+def test_labels_of_neighbours_do_not_overlap():
+    placed = []
+    first = render.label_position((10, 50, 60, 150), 120, placed)
+    second = render.label_position((80, 55, 130, 150), 120, placed)  # its label above would run into the first
+    assert first == (10.0, 39.0)
+    assert second == (80.0, 56.0)  # first free line inside its own box
+    lone = render.label_position((200, 0, 240, 5), 30, [])  # no room inside: above, clipped to the frame
+    assert lone == (200.0, 0.0)
