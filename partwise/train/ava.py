@@ -98,12 +98,6 @@ class AvaDetectorRunner(KeyframeTask):
                     for i, s in enumerate(_slices([len(b) for b in boxes]))]
         return torch.stack(per_clip).mean(), {"rois": float(sum(len(b) for b in boxes)) / len(boxes)}
 
-    @property
-    def net_config(self):
-        if not hasattr(self, "_net_config"):
-            self._net_config = self.model_config()
-        return self._net_config
-
     def predict(self, model, batch, rois):
         return {"actions": torch.sigmoid(model(batch["clip"], rois))[:, 1:].float().cpu().numpy()}
 

@@ -78,7 +78,7 @@ class ClipActivity2VecRunner(ImageTask):
 
         from partwise.models.clip import CLIP_MEAN, CLIP_STD
 
-        size = self.model_config_cached.clip.vision.image_size
+        size = self.net_config.clip.vision.image_size
         images = torch.stack([F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
                               for img in batch["image"]])
         mean = torch.tensor(CLIP_MEAN, device=images.device).view(1, 3, 1, 1)
@@ -92,12 +92,6 @@ class ClipActivity2VecRunner(ImageTask):
             bce = F.binary_cross_entropy_with_logits(out[head], y, reduction="none")
             loss = loss + (self.cfg.focal_alpha * (1 - torch.exp(-bce)) ** self.cfg.focal_gamma * bce).mean()
         return loss, {}
-
-    @property
-    def model_config_cached(self):
-        if not hasattr(self, "_mc"):
-            self._mc = self.model_config()
-        return self._mc
 
 
 register_task(ClipActivity2VecRunner)

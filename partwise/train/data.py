@@ -79,14 +79,20 @@ def check_sampling(cfg) -> None:
         raise ConfigError("data.mean / data.std: expected three values (R, G, B)")
 
 
-def check_data_paths(cfg: ClipDataConfig) -> None:
-    """Fail early, in one line, when the dataset folder or the annotations are missing."""
+def _check_root_and_annotations(cfg) -> Path:
+    """The sampling options, ``data.root`` and ``data.annotations`` (one-line errors); -> the root folder."""
     check_sampling(cfg)
     root = Path(cfg.root)
     if not root.is_dir():
         raise ConfigError(f"data.root: {cfg.root} is not a folder")
     if not (root / cfg.annotations).exists():
         raise ConfigError(f"data.annotations: {root / cfg.annotations} does not exist")
+    return root
+
+
+def check_data_paths(cfg: ClipDataConfig) -> None:
+    """Fail early, in one line, when the dataset folder or the annotations are missing."""
+    root = _check_root_and_annotations(cfg)
     needed = {"auto": ("frames", "videos"), "frames": ("frames",), "video": ("videos",)}[cfg.source]
     if not any((root / name).is_dir() for name in needed):
         raise ConfigError(f"data.root: {cfg.root} has no {' or '.join(n + '/' for n in needed)}")
@@ -424,12 +430,7 @@ class ImageDataConfig:
 
 def check_image_paths(cfg: ImageDataConfig) -> None:
     """Fail early, in one line, when the image dataset's folder or annotations are missing."""
-    check_sampling(cfg)
-    root = Path(cfg.root)
-    if not root.is_dir():
-        raise ConfigError(f"data.root: {cfg.root} is not a folder")
-    if not (root / cfg.annotations).exists():
-        raise ConfigError(f"data.annotations: {root / cfg.annotations} does not exist")
+    root = _check_root_and_annotations(cfg)
     if not any((root / name).is_dir() for name in (cfg.images, "frames", "videos")):
         raise ConfigError(f"data.root: {cfg.root} has no {cfg.images}/, frames/ or videos/")
     if getattr(cfg, "proposals", ""):

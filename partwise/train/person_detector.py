@@ -317,12 +317,6 @@ class PersonDetectorRunner(ImageTask):
         values = {**self.cfg.model, "test_short_side": self.cfg.data.test_short_side}
         return build_model_config(PersonDetectorConfig, values, "model")
 
-    @property
-    def net_config(self):
-        if not hasattr(self, "_net_config"):
-            self._net_config = self.model_config()
-        return self._net_config
-
     def validate(self) -> None:
         super().validate()
         for key in ("heatmap", "offset", "size", "giou"):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import json
 import typing
 from dataclasses import dataclass
@@ -162,12 +163,8 @@ def class_frequencies(multi_hot: np.ndarray) -> np.ndarray:
     return multi_hot.mean(axis=0) if len(multi_hot) else np.zeros(multi_hot.shape[1])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# AVA-style keyframe tasks: the shared base of ava_detector and st_activity2vec
-
-
-class KeyframeTask(abc.ABC):
-    """Shared machinery of the two clip tasks (data, evaluation, baseline)."""
+class Task(abc.ABC):
+    """What every task runner has: its validated config (``config_cls``) and the model config built from it."""
 
     name = ""
     config_cls: type = object
@@ -175,11 +172,24 @@ class KeyframeTask(abc.ABC):
     def __init__(self, cfg):
         self.cfg = cfg
 
-    # -- building (all validation happens here, before any work)
     @abc.abstractmethod
     def model_config(self):
-        """Implemented by each task."""
+        """The model's config dataclass from ``cfg.model`` (raises :class:`ConfigError`); implemented by each task."""
 
+    @functools.cached_property
+    def net_config(self):
+        """:meth:`model_config`, built once."""
+        return self.model_config()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AVA-style keyframe tasks: the shared base of ava_detector and st_activity2vec
+
+
+class KeyframeTask(Task):
+    """Shared machinery of the two clip tasks (data, evaluation, baseline)."""
+
+    # -- building (all validation happens here, before any work)
     def validate(self) -> None:
         self.model_config()
         if self.cfg.eval.boxes not in ("proposals", "gt"):
@@ -362,19 +372,9 @@ def _pasta93():
     return vocab.load("pasta93")
 
 
-class ImageTask(abc.ABC):
+class ImageTask(Task):
     """Shared machinery of the image tasks: records -> images with persons, validation loss as the end-of-run
     evaluation (``eval.json``: ``{"val_loss": ..., "initial_val_loss": ...}``)."""
-
-    name = ""
-    config_cls: type = object
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    @abc.abstractmethod
-    def model_config(self):
-        """Implemented by each task."""
 
     def validate(self) -> None:
         from partwise.train.data import check_image_paths

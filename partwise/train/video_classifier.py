@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 from partwise.errors import ConfigError
 from partwise.train.data import FrameSource, resize_clip, short_side_size
 from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig, sample_rng
-from partwise.train.tasks import TrainModel, build_model_config, load_init, register_task
+from partwise.train.tasks import Task, TrainModel, build_model_config, load_init, register_task
 
 
 @dataclass
@@ -232,12 +232,12 @@ def mean_class_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 # the runner
 
 
-class VideoClassifierRunner:
+class VideoClassifierRunner(Task):
     name = "video_classifier"
     config_cls = VideoClassifierTask
 
     def __init__(self, cfg: VideoClassifierTask):
-        self.cfg = cfg
+        super().__init__(cfg)
         self._videos: dict[str, list[LabeledVideo]] = {}
 
     # -- building (all validation happens here, before any work)
@@ -269,12 +269,6 @@ class VideoClassifierRunner:
             values["backbone"] = {"spatial_strides": [1, 2, 2, 2]}  # recognition: output stride 32
         backbone = ResNet3dConfig if kind == "slowonly" else SlowFastConfig
         return build_model_config(VideoClassifierConfig, values, "model", types={"backbone": backbone})
-
-    @property
-    def net_config(self):
-        if not hasattr(self, "_net_config"):
-            self._net_config = self.model_config()
-        return self._net_config
 
     def validate(self) -> None:
         data = self.cfg.data
