@@ -1284,14 +1284,7 @@ def _load_json(path: str | os.PathLike) -> Any:
             data = fh.read()
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
-    if not data.strip():
-        raise InputError(path, None, "empty file")
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 text: {exc.reason}") from None
+    return parse_frame_bytes(data, path)
 
 
 def _pred_box_problem(box: Any) -> str | None:

@@ -13,6 +13,7 @@ from partwise.errors import ConfigError
 from partwise.infer import pipeline
 from partwise.infer.pipeline import RunOptions
 from partwise.models import weights
+from tests.infer.test_pipeline import _StaticPose  # a still person, both wrists above the nose
 
 
 @pytest.fixture(scope="module")
@@ -247,18 +248,6 @@ def test_video_classifier_writes_the_class_everywhere(clip, tmp_path, monkeypatc
 
 # ---------------------------------------------------------------------------------------------------------------
 # Kinetics-TPS JSON: TPS state tags only
-
-
-class _StaticPose:
-    """A still person with both wrists above the nose: kinematic states are stand / raise / none."""
-
-    def estimate(self, frame, box):
-        x1, y1, x2, y2 = box
-        w, h, cx = x2 - x1, y2 - y1, (x1 + x2) / 2
-        rel = [(0, 0.10), (-0.02, 0.08), (0.02, 0.08), (-0.04, 0.09), (0.04, 0.09), (0.15, 0.2), (-0.15, 0.2),
-               (0.2, 0.1), (-0.2, 0.1), (0.2, 0.02), (-0.2, 0.02), (0.1, 0.5), (-0.1, 0.5), (0.1, 0.72),
-               (-0.1, 0.72), (0.1, 0.95), (-0.1, 0.95)]
-        return np.array([[cx + dx * w, y1 + dy * h, 0.9] for dx, dy in rel])
 
 
 def test_learned_pasta_never_enters_the_tps_json(clip, tmp_path, monkeypatch):
