@@ -204,6 +204,7 @@ _BUILDERS = {
     "hico_hoi600": _hico_hoi,
     "hico_verbs117": lambda: _hico_simple("hico_verbs117", "hico_verb_list.txt"),
     "hico_objects80": lambda: _hico_simple("hico_objects80", "hico_obj_list.txt"),
+    "coco80": lambda: Vocabulary.from_names("coco80", (line.strip() for line in _lines("coco80.txt"))),
 }
 
 
