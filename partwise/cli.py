@@ -16,6 +16,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "synth": "partwise.synth.cli",
     "eval": "partwise.eval.cli",
     "models": "partwise.models.cli",
+    "weights": "partwise.models.weights_cli",
     "train": "partwise.train.cli",
     "run": "partwise.infer.cli",
 }

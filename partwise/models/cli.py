@@ -14,7 +14,8 @@ from partwise.models.checkpoint import (detect_source, load_state_dict, mmaction
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list model constructors, inspect checkpoints")
     sub = parser.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
-    p_list = sub.add_parser("list", help="model constructors with their parameter counts; known weights by name")
+    p_list = sub.add_parser("list", help="model constructors with their parameter counts; weights by name with "
+                                         "domain, licence and whether installed")
     p_list.add_argument("--json", action="store_true", help="print JSON")
     p_list.set_defaults(func=run_list)
     p_inspect = sub.add_parser("inspect", help="source, keys, shapes and mapping report of a checkpoint")
@@ -35,23 +36,25 @@ def model_parameter_counts() -> dict[str, int]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """Two separate tables, because the two kinds of name are not interchangeable: a constructor name builds an
+    untrained model in Python (``partwise.models.create_model``), a weights name is what ``--model NAME`` loads."""
     from partwise.models import weights
+    from partwise.models.weights_cli import weights_header, weights_table
 
     counts = model_parameter_counts()
     known = weights.status()
     if args.json:
         print(json.dumps({"constructors": counts, "weights": known}, indent=1))
         return 0
+    print("constructors (build with partwise.models.create_model(NAME); not loadable by name):")
     width = max(map(len, counts))
     for name, count in counts.items():
         doc = (MODELS[name].__doc__ or "").strip().splitlines()[0] if MODELS[name].__doc__ else ""
-        print(f"{name:<{width}}  {count:>12,}  {doc}")
-    print(f"\nweights by name (--model/--detector/--video-model NAME; looked up in {weights.package_data_dir()}, "
-          f"then ${weights.WEIGHTS_ENV} = {weights.weights_dir()}):")
-    width = max(len(w["name"]) for w in known)
-    for w in known:
-        where = w["path"] if w["present"] else f"missing: put it at {w['expected_at']}"
-        print(f"{w['name']:<{width}}  {w['family']:<16}  {where}")
+        print(f"  {name:<{width}}  {count:>12,}  {doc}")
+    print()
+    print(weights_header())
+    for line in weights_table(known):
+        print(f"  {line}")
     return 0
 
 

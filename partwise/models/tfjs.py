@@ -273,6 +273,13 @@ def _resize(node: dict):
     return lambda x, size: tfops.resize_bilinear(x, tuple(size.tolist()), align, half)
 
 
+def _reshape(x: Tensor, shape: Tensor) -> Tensor:
+    dims = [int(s) for s in shape.reshape(-1).tolist()]
+    if x.numel() == 0 and -1 in dims:  # TF infers 0 for -1 in an empty tensor; torch refuses
+        dims = [0 if d == -1 else d for d in dims]
+    return x.reshape(dims)
+
+
 def _pad(x, paddings, value=None):
     pads = []
     for before, after in reversed(paddings.tolist()):
@@ -282,8 +289,11 @@ def _pad(x, paddings, value=None):
 
 def _sparse_to_dense(indices, shape, values, default):
     out = torch.full(shape.tolist(), default.item(), dtype=values.dtype)
-    idx = indices.long().reshape(indices.shape[0], -1) if indices.dim() > 0 else indices.long().reshape(1, 1)
-    out[tuple(idx.t())] = values if values.dim() else values.expand(idx.shape[0])
+    idx = indices.long()
+    if idx.dim() < 2:  # scalar or [N] indices address a 1-D output
+        idx = idx.reshape(idx.numel(), 1)
+    if idx.shape[0]:
+        out[tuple(idx.t())] = values if values.dim() else values.expand(idx.shape[0])
     return out
 
 
@@ -331,7 +341,7 @@ OPS: dict[str, Callable[[dict], Callable]] = {
     "ArgMax": lambda node: _arg(torch.argmax, node), "ArgMin": lambda node: _arg(torch.argmin, node),
     "Shape": _simple(lambda x: torch.tensor(list(x.shape), dtype=torch.int32)),
     "Size": _simple(lambda x: torch.tensor(x.numel(), dtype=torch.int32)),
-    "Reshape": _simple(lambda x, shape: x.reshape([int(s) for s in shape.reshape(-1).tolist()])),
+    "Reshape": _simple(lambda x, shape: _reshape(x, shape)),
     "ExpandDims": _simple(lambda x, dim: x.unsqueeze(int(dim))),
     "Squeeze": _squeeze,
     "Pack": lambda node: (lambda *xs, axis=_attr(node, "axis", 0): torch.stack(xs, dim=axis)),
