@@ -48,9 +48,12 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object {table: [rows...]} instead of tables")
     p.set_defaults(func=cmd_stats)
 
-    p = commands.add_parser("query", help="run SQL over the views persons, pasta_labels, action_labels",
-                            description="Run DuckDB SQL over the store's views persons, pasta_labels, action_labels "
-                                        "and the table vocabularies.")
+    p = commands.add_parser("query", help="run a read-only SQL query over the views persons, pasta_labels, "
+                                          "action_labels",
+                            description="Run one read-only DuckDB query (SELECT, WITH, FROM, DESCRIBE, SHOW, "
+                                        "SUMMARIZE, EXPLAIN) over the store's views persons, pasta_labels, "
+                                        "action_labels and the table vocabularies. The query reads the store's "
+                                        "shards and no other file, and writes none.")
     p.add_argument("store", metavar="DIR")
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--json", action="store_true", help="print one JSON object per row and nothing else")

@@ -22,8 +22,11 @@ A source is identified by its format and its absolute path; ingesting the same p
 ingesting another pair adds to the store (datasets are meant to be queried together). Every ingest builds the new
 store in a temporary directory beside ``DIR`` (existing shards are hard-linked, not copied) and swaps it in with
 :func:`partwise.io.atomic_dir`: a failed or interrupted ingest leaves the store as it was. One writer at a time.
+Where the swap needs two renames (no atomic exchange on that file system) and was killed between them, the next
+command that opens the store (:func:`read_manifest`, :func:`open_store`, :func:`ingest`) renames the old store back
+(:func:`partwise.io.recover_dir`).
 
-:func:`open_store` gives an in-memory DuckDB connection with the views
+:func:`open_store` gives a read-only, in-memory DuckDB connection with the views
 
 * ``persons`` -- every shard, all PERSON_SCHEMA columns;
 * ``pasta_labels`` -- one row per person and PaSta name, with ``part`` and ``state`` split out of ``"part: state"``;
@@ -35,14 +38,36 @@ Example: every HAKE person whose hand holds something while the head inspects::
 
     SELECT video_id, time_s, person_id FROM persons
     WHERE list_contains(pasta, 'hand: hold') AND list_contains(pasta, 'head: inspect')
+
+Queries are read-only and see no file but the store's shards (SQL may come from anyone who can pass arguments to
+``partwise data query``). The barrier is DuckDB's own configuration, set once the views exist and then locked:
+
+* the shards are read through a file system of this module (URLs ``partwise-shard:///abs/path``) that opens only the
+  manifest's shard files and only for reading, so ``COPY ... TO`` a shard fails as well;
+* ``allowed_paths`` lists exactly those URLs and ``enable_external_access=false`` refuses every other path: no
+  ``COPY``/``EXPORT``/``ATTACH`` of files, no ``read_csv``/``read_text``/``glob`` elsewhere (manifest.json included);
+* no extension installs or loads (``autoinstall/autoload_known_extensions=false``; ``INSTALL``/``LOAD`` are refused
+  by the external-access setting), no scans of Python variables (``python_enable_replacements=false``);
+* ``lock_configuration=true``: no ``SET``/``RESET``/``PRAGMA`` can undo any of this (nor set a profiling or log file).
+
+On top of that :func:`query` and :func:`iter_query` run one statement only, and only a query (``SELECT``, ``WITH``,
+``FROM``, ``VALUES``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``PIVOT ... IN (...)``, ``EXPLAIN`` of those), as
+DuckDB's own parser classifies it; anything else is a one-line :class:`ConfigError`. DuckDB spills large
+intermediate results to a private ``partwise-query-*`` folder in the system's temporary directory (``$TMPDIR``),
+deleted with the connection (DuckDB always allows its own temporary directory, so it must not be a user's folder).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
+import tempfile
+import threading
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -54,7 +79,7 @@ import pyarrow.parquet as pq
 from partwise.data import formats
 from partwise.data.records import PERSON_SCHEMA, conform
 from partwise.errors import ConfigError, InputError
-from partwise.io import atomic_dir, atomic_write
+from partwise.io import InterruptedSwapError, atomic_dir, atomic_write, recover_dir
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -79,6 +104,7 @@ def read_manifest(store_dir: str | os.PathLike) -> dict:
     """The parsed ``manifest.json`` of a store; :class:`InputError` naming the dir when it is missing or invalid."""
     store_dir = Path(store_dir)
     path = store_dir / MANIFEST
+    _recover(store_dir)
     if not store_dir.is_dir():
         raise InputError(store_dir, None, "no such store directory (create one with `partwise data ingest`)")
     if not path.is_file():
@@ -107,6 +133,17 @@ def read_manifest(store_dir: str | os.PathLike) -> dict:
             if not (store_dir / shard).is_file():
                 raise InputError(store_dir, f"sources[{k}].shards[{j}]", f"shard file {shard} is missing")
     return manifest
+
+
+def _recover(store_dir: Path) -> None:
+    """Put back a store whose swap was killed between its two renames (:func:`partwise.io.recover_dir`)."""
+    try:
+        recover_dir(store_dir)
+    except InterruptedSwapError as exc:
+        raise InputError(None, None, str(exc)) from None
+    except OSError as exc:
+        raise InputError(store_dir, None, f"missing, and the copy left by an interrupted ingest could not be renamed "
+                                          f"back: {exc.strerror or exc}") from None
 
 
 def source_id(format_name: str, path: str | os.PathLike) -> str:
@@ -237,6 +274,7 @@ def write_shards(table: pa.Table, store_dir: Path, source: str, *, shard_rows: i
 
 def _existing_manifest(out_dir: Path) -> dict:
     """The manifest of ``out_dir`` if it is a store, an empty one if it is absent or an empty dir; else an error."""
+    _recover(out_dir)  # before deciding the store is absent: an interrupted swap may have left it aside
     if not out_dir.exists():
         return _empty_manifest()
     if not out_dir.is_dir():
@@ -270,19 +308,41 @@ def _distinct(table: pa.Table, column: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------------------ query
 
+#: URL scheme of the read-only file system through which DuckDB reads the shards (see the module docstring)
+SHARD_PROTOCOL = "partwise-shard"
+
+#: DuckDB settings of every store connection, set when it is created (``temp_directory`` is added per connection)
+_CONNECT_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "python_enable_replacements": False,
+}
+
+#: statement types (DuckDB's parser) that :func:`query` runs; EXPLAIN only of one of the others
+_QUERY_TYPES = frozenset({"SELECT", "EXPLAIN"})
+_EXPLAIN_PREFIX = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?",
+                             re.IGNORECASE | re.DOTALL)
+
+
 def open_store(store_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views ``persons``, ``pasta_labels``, ``action_labels`` and the table
-    ``vocabularies`` over the store ``store_dir`` (see the module docstring). The caller closes it."""
+    """A read-only, in-memory DuckDB connection with the views ``persons``, ``pasta_labels``, ``action_labels`` and
+    the table ``vocabularies`` over the store ``store_dir`` (see the module docstring). The caller closes it.
+
+    The connection can read the store's shard files and nothing else, and write no file; its configuration is
+    locked (see the module docstring).
+    """
     store_dir = Path(store_dir)
     manifest = read_manifest(store_dir)
     files = [str((store_dir / shard).resolve()) for source in manifest["sources"] for shard in source["shards"]]
-    con = duckdb.connect()
+    urls = [f"{SHARD_PROTOCOL}://{f}" for f in files]
+    con = _connect()
     try:
+        con.register_filesystem(_shard_filesystem(files))
         con.register("_vocabularies", _vocabulary_table())
         con.execute("CREATE TABLE vocabularies AS SELECT * FROM _vocabularies")
         con.unregister("_vocabularies")
-        if files:
-            listing = ", ".join(_sql_string(f) for f in files)
+        if urls:
+            listing = ", ".join(_sql_string(u) for u in urls)
             con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
         else:  # a store whose sources were all removed by hand: same columns, no rows
             con.register("_empty_persons", PERSON_SCHEMA.empty_table())
@@ -305,13 +365,64 @@ def open_store(store_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         con.close()
         raise InputError(store_dir, None, f"cannot read the store: {_first_line(exc)}") from None
+    except BaseException:
+        con.close()
+        raise
+    try:
+        _lock_down(con, urls)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def query(store_dir: str | os.PathLike, sql: str) -> pa.Table:
-    """Run ``sql`` over the store's views (see :func:`open_store`); the result as a ``pyarrow.Table``.
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A new in-memory connection with :data:`_CONNECT_CONFIG` and a private scratch directory for spilling.
 
-    A statement without rows (``CREATE ...``) gives an empty table. SQL errors are :class:`ConfigError` (one line).
+    DuckDB allows its ``temp_directory`` even with external access disabled; its default (``.tmp`` in the working
+    directory) would open that folder to queries. So it is a fresh ``partwise-query-*`` folder in the system's
+    temporary directory (``$TMPDIR``), deleted with the connection; without one, DuckDB does not spill.
+    """
+    try:
+        scratch = tempfile.mkdtemp(prefix="partwise-query-")
+    except OSError:
+        scratch = None
+    config = {**_CONNECT_CONFIG, "temp_directory": os.path.join(scratch, "spill") if scratch else ""}
+    try:
+        con = duckdb.connect(config=config)
+    except BaseException:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if scratch:
+        weakref.finalize(con, shutil.rmtree, scratch, True)
+    con.execute("SET enable_progress_bar = false")  # it prints to stdout, in the middle of --json output
+    return con
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, urls: list[str]) -> None:
+    """Allow the connection the shard URLs and nothing else, then lock its configuration (module docstring).
+
+    A DuckDB without these settings (``allowed_paths`` came in 1.2) is refused rather than run without the barrier.
+    """
+    statements = [
+        f"SET allowed_paths = [{', '.join(_sql_string(u) for u in urls)}]",
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ]
+    for statement in statements:
+        try:
+            con.execute(statement)
+        except duckdb.Error as exc:
+            raise ConfigError(f"this DuckDB ({duckdb.__version__}) cannot make a read-only store connection "
+                              f"({_first_line(exc)}); install duckdb>=1.2") from None
+
+
+def query(store_dir: str | os.PathLike, sql: str) -> pa.Table:
+    """Run the query ``sql`` over the store's views (see :func:`open_store`); the result as a ``pyarrow.Table``.
+
+    ``sql`` must be one read-only query (module docstring). Anything else, and SQL errors, are :class:`ConfigError`
+    (one line).
     """
     con = open_store(store_dir)
     try:
@@ -346,9 +457,150 @@ def iter_query(store_dir: str | os.PathLike, sql: str, batch_rows: int = 65_536)
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str):
-    if not sql.strip():
+    """The relation of the one read-only statement ``sql``; :class:`ConfigError` for anything else."""
+    statement = _read_only_statement(con, sql)
+    return con.sql(statement.query)
+
+
+def _read_only_statement(con: duckdb.DuckDBPyConnection, sql: str):
+    """The single statement of ``sql`` as DuckDB parses it, if it is a query; else :class:`ConfigError`."""
+    statements = con.extract_statements(sql)  # a syntax error is a duckdb.ParserException
+    if not statements:
         raise ConfigError("query: empty SQL")
-    return con.sql(sql)
+    if len(statements) > 1:
+        raise ConfigError(f"query: one statement at a time, got {len(statements)}")
+    statement = statements[0]
+    kind = statement.type.name
+    if kind == "EXPLAIN":
+        match = _EXPLAIN_PREFIX.match(statement.query)
+        inner = con.extract_statements(statement.query[match.end():]) if match else []
+        if len(inner) != 1 or inner[0].type.name != "SELECT":
+            raise ConfigError("query: EXPLAIN of a read-only query only (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE...)")
+    elif kind not in _QUERY_TYPES:
+        hint = " (a PIVOT needs an explicit IN (...) list here)" if kind == "MULTI" else ""
+        raise ConfigError(f"query: the store is read-only: only queries (SELECT, WITH, FROM, DESCRIBE, SHOW, "
+                          f"SUMMARIZE, EXPLAIN) are allowed, not {kind}{hint}")
+    return statement
+
+
+def _shard_filesystem(files: list[str]):
+    """An fsspec file system (protocol :data:`SHARD_PROTOCOL`) that opens the local ``files``, only for reading.
+
+    Every other path, and every write, rename or delete, is a ``PermissionError``: even a query that got past every
+    other check could not change a shard.
+    """
+    try:
+        from fsspec.spec import AbstractFileSystem
+    except ModuleNotFoundError:
+        raise ConfigError("querying a store needs the fsspec package (pip install fsspec)") from None
+
+    allowed = frozenset(files)
+
+    def refuse(self, path, *args, **kwargs):
+        raise PermissionError(f"{path}: the store is read-only")
+
+    class ShardFileSystem(AbstractFileSystem):
+        protocol = SHARD_PROTOCOL
+        cachable = False
+
+        def _local(self, path) -> str:
+            local = self._strip_protocol(str(path))
+            if local not in allowed:
+                raise PermissionError(f"{local}: not a shard of this store")
+            return local
+
+        def _open(self, path, mode="rb", **kwargs):
+            if mode != "rb":
+                raise PermissionError(f"{path}: the store is read-only")
+            return _ShardFile(self._local(path))
+
+        def info(self, path, **kwargs):
+            local = self._local(path)
+            st = os.stat(local)
+            return {"name": local, "size": st.st_size, "type": "file", "mtime": st.st_mtime}
+
+        def ls(self, path, detail=True, **kwargs):
+            info = self.info(path)
+            return [info] if detail else [info["name"]]
+
+        def glob(self, path, **kwargs):
+            local = self._strip_protocol(str(path))
+            return [local] if local in allowed else []
+
+        def modified(self, path):
+            return datetime.fromtimestamp(self.info(path)["mtime"], tz=timezone.utc)
+
+        def created(self, path):
+            return self.modified(path)
+
+        _rm = rm = rm_file = rmdir = mkdir = makedirs = mv = cp_file = copy = touch = refuse
+        put = put_file = pipe = pipe_file = _put_file = refuse
+
+    return ShardFileSystem()
+
+
+class _ShardFile(io.RawIOBase):
+    """A read-only file whose position is per thread.
+
+    DuckDB shares one handle between the threads that scan a file and reads at an offset as ``seek`` then ``read``;
+    with one position per thread (and ``os.pread``) those pairs cannot interleave.
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.name = path
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        self._size = os.fstat(self._fd).st_size
+        self._position = threading.local()
+        self._lock = threading.Lock()  # only where there is no os.pread
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return getattr(self._position, "value", 0)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.tell(), os.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position.value = base + offset
+        return self._position.value
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self.tell()
+        if size is None or size < 0:
+            size = max(self._size - position, 0)
+        chunks = []
+        while size > 0:
+            chunk = self._pread(size, position)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            position += len(chunk)
+            size -= len(chunk)
+        self._position.value = position
+        return b"".join(chunks)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[:len(data)] = data
+        return len(data)
+
+    def _pread(self, size: int, position: int) -> bytes:
+        if hasattr(os, "pread"):
+            return os.pread(self._fd, size, position)
+        with self._lock:
+            os.lseek(self._fd, position, os.SEEK_SET)
+            return os.read(self._fd, size)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
 
 
 # ------------------------------------------------------------------------------------------------------------ stats
@@ -421,6 +673,8 @@ def stats(store_dir: str | os.PathLike) -> dict[str, pa.Table]:
     con = open_store(store_dir)
     try:
         return {name: con.sql(sql).to_arrow_table() for name, sql in _STATS_SQL.items()}
+    except duckdb.Error as exc:  # e.g. a shard damaged after the store was written
+        raise InputError(store_dir, None, f"cannot read the store: {_first_line(exc)}") from None
     finally:
         con.close()
 
@@ -449,5 +703,5 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-__all__ = ["MANIFEST", "SCHEMA_VERSION", "SHARD_ROWS", "ingest", "iter_query", "open_store", "query",
-           "read_manifest", "read_source", "source_id", "stats", "write_shards"]
+__all__ = ["MANIFEST", "SCHEMA_VERSION", "SHARD_PROTOCOL", "SHARD_ROWS", "ingest", "iter_query", "open_store",
+           "query", "read_manifest", "read_source", "source_id", "stats", "write_shards"]

@@ -21,6 +21,7 @@ from partwise.data import formats, store
 from partwise.data.records import PERSON_SCHEMA, RecordBuilder
 from partwise.errors import ConfigError, InputError
 from partwise.io import atomic_write
+from tests.test_io import KILL_CASES, exchange_supported, run_killed
 
 TRAIN = """\
 vidA,902,0.1,0.1,0.5,0.9,0,12 80,hand: hold;head: inspect
@@ -399,3 +400,96 @@ def test_store_is_movable(toy):
     os.rename(out, moved)
     assert store.query(moved, "SELECT count(*) AS n FROM persons").column("n").to_pylist() == [4]
     assert not math.isnan(store.query(moved, "SELECT avg(x1) AS m FROM persons").column("m")[0].as_py())
+
+
+# --------------------------------------------------------------------------------- interrupted swaps of the store
+
+def _stored_persons(out: Path) -> int:
+    return store.query(out, "SELECT count(*) AS n FROM persons").column("n").to_pylist()[0]
+
+
+def _kill_state(toy: Path) -> Path:
+    """A store of train.csv (4 persons) as a kill between the two renames of a swap leaves it: only the backup."""
+    out = toy / "store"
+    store.ingest("toy", toy / "train.csv", out, progress=False)
+    os.rename(out, toy / ".store.old.12345")
+    return out
+
+
+def test_reading_commands_put_back_a_store_left_aside_by_a_kill(toy, capsys):
+    from partwise.cli import main
+
+    out = _kill_state(toy)
+    assert main(["data", "stats", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"][0]["persons"] == 4
+    assert out.is_dir() and leftovers(toy) == []
+
+    os.rename(out, toy / ".store.old.12345")
+    assert main(["data", "query", str(out), "SELECT count(*) AS n FROM persons", "--json"]) == 0
+    assert capsys.readouterr().out == '{"n": 4}\n' and leftovers(toy) == []
+
+    os.rename(out, toy / ".store.old.12345")
+    assert store.read_manifest(out)["sources"][0]["rows"] == 4 and leftovers(toy) == []
+
+
+def test_ingest_after_a_kill_keeps_the_sources_of_the_store_left_aside(toy, capsys):
+    from partwise.cli import main
+
+    out = _kill_state(toy)
+    assert main(["data", "ingest", "toy", str(toy / "val.csv"), "--out", str(out), "--no-progress"]) == 0
+    assert "(store: 2 sources, 5 persons)" in capsys.readouterr().out
+    manifest = store.read_manifest(out)
+    assert [s["rows"] for s in manifest["sources"]] == [4, 1]
+    assert _stored_persons(out) == 5 and leftovers(toy) == []
+
+
+def test_several_backups_are_a_one_line_error(toy, capsys):
+    from partwise.cli import main
+
+    out = _kill_state(toy)
+    (toy / ".store.old.999").mkdir()
+    assert main(["data", "stats", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 copies beside it (.store.old.12345, .store.old.999)" in err[0]
+    with pytest.raises(InputError, match="rename the one to keep to store"):
+        store.ingest("toy", toy / "val.csv", out, progress=False)
+    assert not out.exists() and leftovers(toy) == [".store.old.12345", ".store.old.999"]
+
+
+#: run after ``KILL_HARNESS`` (tests/test_io.py): ingest ``VAL`` into ``OUT``, killed at ``STEP``
+_KILLED_INGEST = '''
+import types
+from partwise.data import formats, store
+from tests.data import test_store as t
+
+module = types.ModuleType("fake_toy_format")
+module.read_records = t.toy_read_records
+sys.modules[module.__name__] = module
+formats.FORMATS["toy"] = module.__name__
+_write_shards = store.write_shards
+
+
+def write_shards(*args, **kwargs):
+    shards = _write_shards(*args, **kwargs)
+    checkpoint("while-building")
+    return shards
+
+
+store.write_shards = write_shards
+store.ingest("toy", VAL, OUT, progress=False)
+'''
+
+
+@pytest.mark.parametrize("mode,step,expected", KILL_CASES)
+def test_kill_during_ingest_at_every_step_of_the_swap(toy, mode, step, expected):
+    if mode == "exchange" and not exchange_supported(toy):
+        pytest.skip("no atomic directory exchange on this system")
+    out = toy / "store"
+    store.ingest("toy", toy / "train.csv", out, progress=False)
+    script = f"VAL, OUT = {str(toy / 'val.csv')!r}, {str(out)!r}\n" + _KILLED_INGEST
+    run_killed(script, mode, step, toy)
+    # the next command reads the old store (train: 4 persons) or the new one (train + val: 5 persons)
+    assert _stored_persons(out) == (4 if expected == "old" else 5)
+    store.ingest("toy", toy / "val.csv", out, progress=False)
+    assert _stored_persons(out) == 5
+    assert not [name for name in leftovers(toy) if ".old." in name]
