@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, offline after setup: set up, make a synthetic dataset, ingest it into a Parquet
-# store and print its statistics, train a small
+# The main job on a fresh machine, offline after setup: set up, run `partwise run` with its real default on a real
+# street clip (people, tracks, poses, part states) and show the annotated video; then make a synthetic dataset,
+# ingest it into a Parquet store and print its statistics, train a small
 # ST-Activity2Vec on its training videos (250 steps, under two minutes on a laptop CPU), then run `partwise run` on a
 # held-out clip -- people from the shipped synthetic person detector, part states and actions from the model just
 # trained, the video's class from the shipped synthetic video classifier -- and show where the annotated video and the
@@ -21,7 +22,37 @@ fi
 PY=.venv/bin/python
 PARTWISE=.venv/bin/partwise
 
-echo "== 1/5 synthetic videos (stick figures whose drawn poses are their labels)"
+echo "== 1/6 real footage: partwise run with its real default on a 15 s street clip (examples/real)"
+# People and keypoints from Google's MoveNet MultiPose (embedded, Apache-2.0; plus CenterNet person boxes and
+# MoveNet SinglePose crops when setup installed them), tracked; part boxes and kinematic part states per person.
+REAL_OUT="$DEMO_DIR/real"
+"$PARTWISE" run examples/real/vtest_0000_0149.mp4 --out "$REAL_OUT" --tps-json --overwrite --no-progress
+"$PY" - "$REAL_OUT" <<'EOF'
+import collections
+import sys
+from pathlib import Path
+
+import av
+import pyarrow.parquet as pq
+
+out = Path(sys.argv[1])
+rows = pq.read_table(out / "persons.parquet").to_pylist()
+per_second = collections.Counter(int(r["time_s"]) for r in rows)
+tracks = collections.Counter(r["track_id"] for r in rows)
+print(f"{len(rows)} person rows at {len(per_second)} keyframes (people per keyframe: "
+      f"{' '.join(str(per_second[t]) for t in sorted(per_second))}); {len(tracks)} tracks")
+legs = collections.Counter(s for r in rows for s in r["kinematic"] if s.split(":")[0].endswith(("leg", "foot")))
+print("leg and foot states:", ", ".join(f"{s} {n}" for s, n in legs.most_common(6)))
+video = out / "videos" / "vtest_0000_0149" / "annotated.mp4"
+with av.open(str(video)) as container:
+    for i, frame in enumerate(container.decode(video=0)):
+        if i == 90:
+            frame.to_image().save(out / "frame_0090.png")
+            break
+print(f"annotated video: {video}\nstill frame:     {out / 'frame_0090.png'}\nsummary page:    {out / 'index.html'}")
+EOF
+
+echo "== 2/6 synthetic videos (stick figures whose drawn poses are their labels)"
 if [ ! -f "$DATA/synth.json" ]; then
     "$PARTWISE" synth "$DATA" --seed 0 --videos 4 --seconds 10 --no-progress | head -n 1
 else
@@ -29,7 +60,7 @@ else
 fi
 VAL_VIDEO=$("$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print(next(v['video_id'] for v in s['videos'] if v['split']=='val'))" "$DATA/synth.json")
 
-echo "== 2/5 ingest its HAKE-AVA PaSta and Kinetics-TPS annotations into a Parquet store; statistics"
+echo "== 3/6 ingest its HAKE-AVA PaSta and Kinetics-TPS annotations into a Parquet store; statistics"
 rm -rf "$DEMO_DIR/store"
 "$PARTWISE" data ingest hake-ava "$DATA/hake_ava" --out "$DEMO_DIR/store" --no-progress
 "$PARTWISE" data ingest kinetics-tps "$DATA/kinetics_tps" --out "$DEMO_DIR/store" --no-progress
@@ -38,20 +69,20 @@ echo "people whose hand holds something, by video:"
 "$PARTWISE" data query "$DEMO_DIR/store" "SELECT video_id, count(*) AS persons FROM persons
     WHERE list_contains(pasta, 'hand: hold') GROUP BY video_id ORDER BY video_id"
 
-echo "== 3/5 train a small ST-Activity2Vec on the training videos (250 steps)"
+echo "== 4/6 train a small ST-Activity2Vec on the training videos (250 steps)"
 if [ ! -f "$MODEL_DIR/model.pt" ]; then
     "$PARTWISE" train configs/synth_st_activity2vec.yaml "data.root=$DATA" "run.out_dir=$MODEL_DIR" run.max_steps=250
 else
     echo "reusing $MODEL_DIR/model.pt"
 fi
 
-echo "== 4/5 partwise run on the held-out clip $VAL_VIDEO"
+echo "== 5/6 partwise run on the held-out clip $VAL_VIDEO"
 # --timestamp-start 900: report keyframe times on the AVA clock (900 s + seconds into the clip), as the GT CSV does
 "$PARTWISE" run "$DATA/videos/$VAL_VIDEO.mp4" --out "$OUT" --model "$MODEL_DIR/model.pt" \
     --detector synth-person-detector --video-model synth-video-classifier --timestamp-start 900 \
     --ava-csv --tps-json --overwrite --no-progress
 
-echo "== 5/5 results"
+echo "== 6/6 results"
 echo "annotated video: $OUT/videos/$VAL_VIDEO/annotated.mp4"
 echo "summary page:    $OUT/index.html"
 echo "tables:          $OUT/persons.parquet  $OUT/persons.jsonl"

@@ -34,9 +34,16 @@ def register(subparsers) -> None:
     parser.add_argument("--box-threshold", type=float, default=0.9,
                         help="minimum --boxes score (default 0.9, mmaction2's person_det_score_thr)")
     parser.add_argument("--max-people", type=int, default=10, help="people per keyframe at most (default 10)")
-    parser.add_argument("--pose", choices=("auto", "mediapipe", "none"), default="auto",
-                        help="pose extra for part boxes and kinematic states (default auto: when installed)")
+    parser.add_argument("--pose", choices=("auto", "movenet", "mediapipe", "none"), default="auto",
+                        help="people and keypoints without --boxes/--detector, and the pose for part boxes and "
+                             "kinematic states: auto = movenet (MoveNet MultiPose, embedded; plus CenterNet person "
+                             "boxes and SinglePose crops when installed), mediapipe (the optional pose extra), none")
     parser.add_argument("--pose-fps", type=float, default=10.0, help="pose samples per second near keyframes")
+    parser.add_argument("--objects", default="auto", metavar="auto|none|NAME",
+                        help="COCO objects the body parts touch (hand on a ball): auto (default: centernet when "
+                             "installed by `partwise weights install centernet`), none, or a CenterNet weights name")
+    parser.add_argument("--object-threshold", type=float, default=0.4,
+                        help="minimum object score (default 0.4: lower adds false objects on real footage)")
     parser.add_argument("--topk", type=int, default=5, help="PaSta states kept per person (default 5)")
     parser.add_argument("--timestamp-start", type=float, default=None,
                         help="time of the first frame in --boxes' clock (default: 900 for AVA-style files, else 0)")
@@ -50,19 +57,21 @@ def register(subparsers) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from partwise.errors import ConfigError
-    from partwise.infer.pipeline import RunOptions, distributed_rank, run
+    """A thin layer on the Python API (:func:`partwise.api.run_to_folder`, what ``partwise.run(..., out=DIR)``
+    runs); a model trained on synthetic data prints one ``partwise: warning: ...`` line on stderr before any input
+    is processed (the pipeline's default ``warn``)."""
+    from partwise.api import run_to_folder
+    from partwise.infer.pipeline import distributed_rank
 
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    options = RunOptions(fps=args.fps, model=args.model, boxes=args.boxes, detector=args.detector,
-                         detector_threshold=args.detector_threshold, video_model=args.video_model,
-                         box_threshold=args.box_threshold,
-                         max_people=args.max_people, pose=args.pose, pose_fps=args.pose_fps, topk=args.topk,
-                         timestamp_start=args.timestamp_start, video=not args.no_video,
-                         progress=not args.no_progress)
-    summary = run(args.input, args.out, options, workers=args.workers, tps_json=args.tps_json,
-                  ava_csv=args.ava_csv, overwrite=args.overwrite)
+    options = dict(fps=args.fps, model=args.model, boxes=args.boxes, detector=args.detector,
+                   detector_threshold=args.detector_threshold, video_model=args.video_model,
+                   box_threshold=args.box_threshold,
+                   max_people=args.max_people, pose=args.pose, pose_fps=args.pose_fps, topk=args.topk,
+                   timestamp_start=args.timestamp_start, video=not args.no_video,
+                   objects=args.objects, object_threshold=args.object_threshold,
+                   progress=not args.no_progress)
+    summary = run_to_folder(args.input, args.out, workers=args.workers, tps_json=args.tps_json,
+                            ava_csv=args.ava_csv, overwrite=args.overwrite, **options)
     rank, world = distributed_rank()
     where = f"rank {rank} of {world}: " if world > 1 else ""
     print(f"{where}{len(summary.done)} processed, {len(summary.skipped)} already done, {len(summary.failed)} failed")

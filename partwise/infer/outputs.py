@@ -10,7 +10,8 @@ Layout under ``OUT``::
     ava_pasta_detections.csv             with --ava-csv: the same with PaSta ids 1..87 (``partwise eval ava --pasta``)
     ava_pasta_detections.csv             with --ava-csv: the same with PaSta ids 1..87 (``partwise eval ava --pasta``;
                                          rows in the ``pasta_ava87`` vocabulary only)
-    kinetics_tps/pred_part_result.json   with --tps-json: Kinetics-TPS submission (part boxes and their states)
+    kinetics_tps/pred_part_result.json   with --tps-json: Kinetics-TPS submission (part boxes and their states, and
+                                         the objects each part touches)
     kinetics_tps/pred_vid_result.json    with --tps-json and --video-model: ``{video: class}``
     videos/<video_id>/video.json         with --video-model: the input's top classes ``[[name, probability], ...]``
     run.json                             what produced the outputs (:func:`partwise.infer.pipeline.run_metadata`) and
@@ -26,7 +27,10 @@ their Kinetics-TPS state (kinematic, never a PaSta name); ``video_label`` the in
 ``pasta_probs`` (every state of ``pasta_vocab``), ``action_scores`` (80, column ``a-1`` = AVA action ``a``),
 ``verbs`` (Activity2Vec: the top-k of the 157 verbs) and ``verb_scores`` (all 157, ``verbs157`` order),
 ``activity_vector`` (ST-Activity2Vec: the pooled person feature; Activity2Vec: ``f_pasta``, visual + language),
-``kinematic`` (the kinematic states) and ``keypoints`` (COCO-17 ``x, y, score`` flattened, pixels).
+``kinematic`` (the kinematic states) and ``keypoints`` (COCO-17 ``x, y, score`` flattened, pixels). With an object
+detector (``--objects``, :mod:`partwise.infer.objects`): ``objects`` the human-object pairs (each object a body part
+of the person touches, once; ``object_id`` its 1-based number in the keyframe, ``class_id`` its COCO-80 index,
+``action`` null) and ``part_objects`` ``{part, object_id, score, distance}``, one per touching part.
 """
 from __future__ import annotations
 
@@ -55,6 +59,11 @@ EXTRA_FIELDS = [
     pa.field("activity_vector", pa.list_(pa.float32())),
     pa.field("kinematic", pa.list_(pa.string())),
     pa.field("keypoints", pa.list_(pa.float32())),
+    # which body part touches which of the row's ``objects`` (``object_id``), the detector score and the keypoint's
+    # distance to the object box over the person's size (partwise.infer.objects)
+    pa.field("part_objects", pa.list_(pa.struct([
+        pa.field("part", pa.string()), pa.field("object_id", pa.int64()), pa.field("score", pa.float32()),
+        pa.field("distance", pa.float32())]))),
 ]
 # ``keypoints`` is a canonical column now: the run's own copy is kept only where the canonical schema lacks it
 RESULT_SCHEMA = pa.schema(list(PERSON_SCHEMA) + [f for f in EXTRA_FIELDS if f.name not in PERSON_SCHEMA.names])
@@ -75,6 +84,23 @@ def _norm(box: list[float], width: int, height: int) -> list[float]:
     return [box[0] / width, box[1] / height, box[2] / width, box[3] / height]
 
 
+def _objects(relations: list[dict], w: int, h: int) -> tuple[list[dict], list[dict]]:
+    """A row's part-object relations (:func:`partwise.infer.objects.part_object_relations`) -> its ``objects``
+    (human-object pairs, each object once: ``object_id`` = the object's 1-based number in its keyframe, ``class_id``
+    its COCO-80 index, ``action`` null: the schema's ``action`` is an id of the row's action vocabulary and a touch is
+    none) and ``part_objects`` (one per touching part)."""
+    objects: dict[int, dict] = {}
+    for rel in relations:
+        box = [float(v) for v in rel["box_px"]]
+        objects.setdefault(rel["object"] + 1, {
+            "class_name": rel["class_name"], "class_id": rel["class_id"], "action": None,
+            "object_id": rel["object"] + 1, **dict(zip(("x1", "y1", "x2", "y2"), _norm(box, w, h))),
+            **dict(zip(("px1", "py1", "px2", "py2"), box))})
+    parts = [{"part": rel["part"], "object_id": rel["object"] + 1, "score": rel["score"], "distance": rel["distance"]}
+             for rel in relations]
+    return list(objects.values()), parts
+
+
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Pipeline rows (:func:`partwise.infer.pipeline.process_item`) -> a :data:`RESULT_SCHEMA` table."""
     cols: dict[str, list] = {name: [] for name in RESULT_SCHEMA.names}
@@ -87,6 +113,7 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
         else:
             pasta, pasta_vocab, pasta_scores = r["kinematic"], ("kinetics-tps" if r["kinematic"] else None), None
         box = r["box_px"]
+        objects, part_objects = _objects(r.get("objects") or [], w, h)
         values = {
             "dataset": DATASET, "split": None, "video_id": r["video_id"], "time_s": r["time_s"],
             "frame_index": r["frame_index"], "width": w, "height": h,
@@ -97,7 +124,8 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
             "part_boxes": [{"part": p["part"], **dict(zip(("x1", "y1", "x2", "y2"), _norm(p["box_px"], w, h))),
                             **dict(zip(("px1", "py1", "px2", "py2"), p["box_px"])), "state": p["state"]}
                            for p in r["part_boxes"]],
-            "objects": [], "video_label": r.get("video_label"), "source": r["source"], "track_id": r["track_id"],
+            "objects": objects, "part_objects": part_objects,
+            "video_label": r.get("video_label"), "source": r["source"], "track_id": r["track_id"],
             "pasta_scores": pasta_scores, "pasta_probs": r.get("pasta_probs"),
             "action_scores": r["action_scores"], "verbs": r.get("verbs") or [], "verb_scores": r.get("verb_scores"),
             "activity_vector": r["activity_vector"],
@@ -163,14 +191,34 @@ def write_ava_detections(table: pa.Table, path: str | os.PathLike, column: str =
 
 def tps_part_result(table: pa.Table) -> dict:
     """Kinetics-TPS ``pred_part_result.json`` value: ``{video: {img_%05d.json: {"humans": [...]}}}``; the frame
-    file number is ``frame_index + 1`` (1-based files); parts without a state are left out."""
+    file number is ``frame_index + 1`` (1-based files); parts without a state are left out.
+
+    Objects (``--objects``) as the dataset's reader takes them (:mod:`partwise.data.kinetics_tps`): each human's
+    ``objects`` ``[{"number", "name", "box"}]`` (``number`` = ``object_id``, the object's number in its frame;
+    ``name`` its COCO-80 class), written once on the frame when every human of the frame has the same ones; and
+    each touching part (when written) lists the same entries of the objects it touches under ``objects`` (part
+    objects: the scorer ignores both)."""
+    from partwise.data.kinetics_tps import _hoist_shared_objects
+
     out: dict = {}
-    for r in table.select(["video_id", "frame_index", "track_id", "px1", "py1", "px2", "py2", "part_boxes"]).to_pylist():
+    columns = ["video_id", "frame_index", "track_id", "px1", "py1", "px2", "py2", "part_boxes", "objects"]
+    columns += ["part_objects"] if "part_objects" in table.column_names else []
+    for r in table.select(columns).to_pylist():
         frame = out.setdefault(r["video_id"], {}).setdefault(f"img_{r['frame_index'] + 1:05d}.json", {"humans": []})
         parts = {p["part"]: {"number": 1, "box": [[p["px1"], p["py1"], p["px2"], p["py2"]]], "verb": [p["state"]],
                              "name": p["part"]} for p in r["part_boxes"] if p["state"] is not None}
-        frame["humans"].append({"number": r["track_id"], "box": [r["px1"], r["py1"], r["px2"], r["py2"]],
-                                "parts": parts})
+        human = {"number": r["track_id"], "box": [r["px1"], r["py1"], r["px2"], r["py2"]], "parts": parts}
+        objects = {o["object_id"]: {"number": o["object_id"], "name": o["class_name"],
+                                    "box": [o["px1"], o["py1"], o["px2"], o["py2"]]} for o in r["objects"] or []}
+        if objects:
+            human["objects"] = list(objects.values())
+        for rel in r.get("part_objects") or []:
+            if rel["part"] in parts and rel["object_id"] in objects:
+                parts[rel["part"]].setdefault("objects", []).append(objects[rel["object_id"]])
+        frame["humans"].append(human)
+    for frames in out.values():
+        for frame in frames.values():
+            _hoist_shared_objects(frame)
     return out
 
 
@@ -263,15 +311,33 @@ def _describe_models(metadata: dict | None) -> str:
     if not metadata:
         return ""
     out = [f"people from {html.escape(str(metadata.get('persons_from')))}"]
+    pose = (metadata.get("sources") or {}).get("pose")
+    if pose:
+        described = [f"{p.get('name') or p.get('spec')} ({p.get('domain')}"
+                     + (f", {p['licence']})" if p.get("licence") else ")") for p in pose]
+        out.append("pose " + html.escape(", ".join(described)))
     for key in ("model", "detector", "video_model"):
         info = metadata.get(key)
         if info:
             vocabs = ", ".join(f"{html.escape(str(v))}" for k, v in info.items() if k.endswith("_vocab") and v)
             family = info.get("family")
-            detail = ", ".join(x for x in (html.escape(str(family)) if family else "", vocabs) if x)
+            domain = f"trained on {info['domain']} data" if info.get("domain") in ("real", "synthetic") else \
+                "training data unknown" if info.get("domain") else ""
+            detail = ", ".join(x for x in (html.escape(str(family)) if family else "", vocabs, html.escape(domain))
+                               if x)
             out.append(f"{key.replace('_', ' ')} {html.escape(str(info.get('name') or info['spec']))}"
                        + (f" ({detail})" if detail else ""))
     return "<p>" + "; ".join(out) + "</p>"
+
+
+def _warnings_box(metadata: dict | None) -> str:
+    """The run's warnings (a model trained on synthetic data) in a box at the top of the page."""
+    lines = (metadata or {}).get("warnings") or []
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(str(line))}</li>" for line in lines)
+    return ("<div class='warnings' style='border:2px solid #c00;background:#fee;padding:0.5em 1em;margin:1em 0'>"
+            f"<strong>Warning</strong><ul>{items}</ul></div>")
 
 
 def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
@@ -290,7 +356,7 @@ def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>partwise run</title><style>"
              "body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:6px;"
              "vertical-align:top;text-align:left}img{width:320px}</style></head><body>",
-             f"<h1>partwise run</h1><p>{len(video_ids)} inputs, {table.num_rows} person rows "
+             f"<h1>partwise run</h1>{_warnings_box(metadata)}<p>{len(video_ids)} inputs, {table.num_rows} person rows "
              "(<a href='persons.parquet'>persons.parquet</a>, <a href='persons.jsonl'>persons.jsonl</a>, "
              "<a href='run.json'>run.json</a>)</p>", _describe_models(metadata),
              "<table><tr><th>input</th><th>preview</th><th>keyframes / rows / tracks</th>"

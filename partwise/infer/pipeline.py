@@ -11,14 +11,17 @@ Per input (a video, or an image seen as a one-frame video):
    dense-proposals ``.pkl``): boxes scoring at least ``box_threshold``, non-maximum suppressed at ``nms_iou``, at
    most ``max_people`` per keyframe. Else ``--detector CKPT|NAME`` (family ``person_detector``,
    :func:`partwise.models.person_detector.detect_people` on the keyframes, :data:`PREFETCH_KEYFRAMES` per batch,
-   ``detector_threshold``, ``detector_nms_iou``, ``max_people``). Else the pose extra: MediaPipe's single-person
-   detector run repeatedly on the full frame, blanking each person found
-   (:meth:`partwise.infer.pose.PoseEstimator.detect_all`); people who overlap much can be missed, so give boxes or
-   a detector for crowded scenes (the pose is then run on a crop per box).
+   ``detector_threshold``, ``detector_nms_iou``, ``max_people``). Else the pose source (``--pose``): by default
+   MoveNet MultiPose on the whole frame at its own resolution (:class:`partwise.infer.movenet_pose.MoveNetPose`:
+   embedded real weights; more than 6 people through two overlapping halves; CenterNet person boxes refined by
+   SinglePose crops when those are installed), or MediaPipe's single-person detector run repeatedly, blanking each
+   person found (the optional pose extra, :meth:`partwise.infer.pose.PoseEstimator.detect_all`).
 3. **Tracks.** :class:`partwise.infer.tracking.IoUTracker` over the keyframes of each video, on the person boxes
    grown by ``track_buffer`` box sizes per side (:func:`buffered_boxes`: at 1 Hz a walker moves more than a body
-   width); the track id is ``person_id`` and ``track_id`` in every output.
-4. **Pose and part boxes.** With the pose extra, COCO-17 keypoints per person at the keyframe and at ``pose_fps``
+   width), each new or matched track taking its person's velocity measured over the pose window
+   (:func:`window_velocities`), so the prediction to the next keyframe follows the walker; the track id is
+   ``person_id`` and ``track_id`` in every output.
+4. **Pose and part boxes.** With a pose source, COCO-17 keypoints per person at the keyframe and at ``pose_fps``
    within ``+-pose_window_s`` of it (crops around the keyframe box), the ten part boxes by the Activity2Vec rule
    (:func:`partwise.models.pose_parts.part_boxes_from_keypoints`, then clipped to the person box), and the kinematic
    TPS-style states (:func:`partwise.infer.kinematics.kinematic_states`) of that short keypoint sequence at the
@@ -78,7 +81,11 @@ class RunOptions:
     nms_iou: float = 0.7
     track_buffer: float = 1.0
     max_people: int = 10
-    pose: str = "auto"  # auto | mediapipe | none
+    pose: str = "auto"  # auto (= movenet) | movenet | mediapipe | none
+    person_detector: str | None = "auto"  # MoveNet's extra person boxes: auto (centernet when installed) | name | None
+    single_pose: str | None = "auto"  # SinglePose for missed people: auto (thunder, lightning when installed) | None
+    objects: str | None = "auto"  # objects parts touch (infer.objects): auto (centernet when installed) | none | name
+    object_threshold: float = 0.4  # minimum object score (partwise.infer.objects.OBJECT_THRESHOLD)
     pose_fps: float = 10.0
     pose_window_s: float = 0.3
     topk: int = 5
@@ -91,14 +98,16 @@ class RunOptions:
     def check(self) -> None:
         if self.fps <= 0:
             raise ConfigError(f"--fps must be positive, got {self.fps}")
-        if self.pose not in ("auto", "mediapipe", "none"):
-            raise ConfigError(f"--pose must be auto, mediapipe or none, got {self.pose!r}")
+        if self.pose not in ("auto", "movenet", "mediapipe", "none"):
+            raise ConfigError(f"--pose must be auto, movenet, mediapipe or none, got {self.pose!r}")
         if self.pose_fps <= 0 or self.pose_window_s < 0:
             raise ConfigError("--pose-fps must be positive and --pose-window non-negative")
         if self.topk < 1 or self.max_people < 1:
             raise ConfigError("--topk and --max-people must be at least 1")
         if not 0 <= self.detector_threshold <= 1 or not 0 < self.detector_nms_iou <= 1:
             raise ConfigError("--detector-threshold must be in [0, 1] and the detector's NMS IoU in (0, 1]")
+        if not 0 <= self.object_threshold <= 1:
+            raise ConfigError(f"--object-threshold must be in [0, 1], got {self.object_threshold}")
 
 
 @dataclass(frozen=True)
@@ -540,6 +549,31 @@ def buffered_boxes(boxes: np.ndarray, buffer: float) -> np.ndarray:
     return boxes + grow * np.array([-1, -1, 1, 1])
 
 
+#: keypoints scoring at least this much locate a person in the velocity estimate
+VELOCITY_MIN_SCORE = 0.3
+
+
+def window_velocities(tracks: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` pixels per frame of each person over a pose window ``tracks`` ``(N, W, 17, 3)`` sampled at
+    ``frame_indices`` ``(W,)``: the mean displacement of the keypoints seen (score >= :data:`VELOCITY_MIN_SCORE`)
+    in both the first and the last frame where the person was seen; NaN when it cannot be told."""
+    tracks = np.asarray(tracks, np.float64)
+    frame_indices = np.asarray(frame_indices, np.float64)
+    out = np.full((len(tracks), 2), np.nan)
+    for i, track in enumerate(tracks):
+        seen = track[:, :, 2] >= VELOCITY_MIN_SCORE
+        frames_seen = np.flatnonzero(seen.sum(axis=1) >= 4)
+        if len(frames_seen) < 2:
+            continue
+        first, last = frames_seen[0], frames_seen[-1]
+        both = seen[first] & seen[last]
+        span = frame_indices[last] - frame_indices[first]
+        if both.sum() < 4 or span <= 0:
+            continue
+        out[i] = (track[last, both, :2] - track[first, both, :2]).mean(axis=0) / span
+    return out
+
+
 def _part_boxes(keypoints: np.ndarray, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """(N, 10, 4) part boxes by the Activity2Vec rule, clipped to each person's box (a part cannot lie outside
     its person)."""
@@ -603,7 +637,7 @@ def _frames_needed(keyframes: list[Keyframe], fps: float, n: int, options: RunOp
 
 def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None, model: LoadedModel | None = None,
                  pose=None, progress_position: int = 1, detector: LoadedDetector | None = None,
-                 video_model: LoadedVideoModel | None = None) -> VideoResult:
+                 video_model: LoadedVideoModel | None = None, objects=None) -> VideoResult:
     """Run the pipeline on one input (see the module docstring); raises :class:`InputError` for a bad input.
 
     People come from ``boxes`` (``{video_id: {timestamp: (N, 5)}}``, :func:`load_boxes`), else ``detector``, else
@@ -625,8 +659,7 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
     if boxes is not None:
         video_boxes = boxes.get(item.video_id, {})
     elif detector is None and pose is None:
-        raise ConfigError("no source of people: give --boxes or --detector, or install the pose extra "
-                          "(pip install 'partwise[pose]')")
+        raise ConfigError("no source of people: give --boxes or --detector, or leave --pose at auto (MoveNet)")
     keyframes, _ = keyframes_for(n, fps, options, None if video_boxes is None else list(video_boxes))
     result = VideoResult(item, width, height, fps, n, timings=timings)
     if video_model is not None:
@@ -638,7 +671,8 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
     verb_vocab = vocab.load("verbs157") if model is not None and model.family == "activity2vec" else None
     body_parts = vocab.BODY_PARTS
     scale = np.array([width, height, width, height], np.float64)
-    keyframe_image = video_boxes is None or (model is not None and model.family == "activity2vec")
+    keyframe_image = (video_boxes is None or objects is not None
+                      or (model is not None and model.family == "activity2vec"))
     detections: dict[int, np.ndarray] = {}
     bar = tqdm(keyframes, desc=item.video_id[:24], unit="kf", leave=False, position=progress_position,
                disable=not options.progress)
@@ -674,10 +708,11 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
             t0 = time.perf_counter()
             found = pose.detect_all(frame, options.max_people)
             timings.pose += time.perf_counter() - t0
-            person_px = np.array([box for box, _ in found]).reshape(-1, 4)
-            scores = np.array([float(k[:, 2].mean()) for _, k in found])
-        ids = tracker.update(buffered_boxes(person_px, options.track_buffer))
+            person_px = np.array([person[0] for person in found]).reshape(-1, 4)
+            # the pose source's person score, else (MediaPipe) the mean keypoint score
+            scores = np.array([person[2] if len(person) > 2 else float(person[1][:, 2].mean()) for person in found])
         if len(person_px) == 0:
+            tracker.update(person_px)
             continue
         # Pose over a short window around the keyframe: part boxes and kinematic states.
         kinematic: list[dict[str, str]] = [{} for _ in range(len(person_px))]
@@ -687,16 +722,30 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
             window = frames.read(indices)
             timings.decode += time.perf_counter() - t0
             t0 = time.perf_counter()
-            tracks = np.stack([np.stack([pose.estimate(f, box) for f in window]) for box in person_px])  # N, W, 17, 3
+            if hasattr(pose, "estimate_many"):  # one pass per frame for all people (MoveNet MultiPose)
+                tracks = np.stack([pose.estimate_many(f, person_px) for f in window], axis=1)  # N, W, 17, 3
+            else:
+                tracks = np.stack([np.stack([pose.estimate(f, box) for f in window]) for box in person_px])
             timings.pose += time.perf_counter() - t0
             keypoints = tracks[:, centre]
             kinematic = [kinematic_states(track, fps / max(1, int(round(fps / options.pose_fps))))[centre]
                          for track in tracks]
             timings.frames += len(indices)
+            velocities = window_velocities(tracks, indices) * (fps / options.fps)
         else:
             timings.frames += 1
+            velocities = None
+        ids = tracker.update(buffered_boxes(person_px, options.track_buffer), velocities)
         kp = keypoints if keypoints is not None else np.zeros((len(person_px), 17, 3))
         parts = _part_boxes(kp, person_px, width, height)
+        relations: list[list[dict]] = [[] for _ in person_px]  # objects each person's parts touch
+        if objects is not None:
+            from partwise.infer.objects import part_object_relations
+
+            t0 = time.perf_counter()
+            found_objects = objects.detect(frames.read(np.array([kf.frame_index]))[0])
+            relations = part_object_relations(kp, parts, person_px, found_objects)
+            timings.detect += time.perf_counter() - t0
         # Learned model.
         outputs = None
         if model is not None:
@@ -752,6 +801,7 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
                 row["activity_vector"] = outputs["features"][i].astype(np.float32).tolist()
             row["part_boxes"] = [{"part": name, "box_px": parts[i, j].tolist(), "state": states.get(name)}
                                  for j, name in enumerate(body_parts)]
+            row["objects"] = relations[i]
             result.rows.append(row)
     bar.close()
     return result
@@ -762,12 +812,17 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
 
 
 def make_pose(options: RunOptions):
-    """A :class:`~partwise.infer.pose.PoseEstimator` when the options ask for pose and it is available, else None."""
-    from partwise.infer.pose import PoseEstimator, mediapipe_available
-
-    if options.pose == "none" or (options.pose == "auto" and not mediapipe_available()):
+    """The pose source the options ask for: MoveNet (``auto``, the default: embedded, real weights), MediaPipe (the
+    optional pose extra), or None (``none``)."""
+    if options.pose == "none":
         return None
-    return PoseEstimator()
+    if options.pose == "mediapipe":
+        from partwise.infer.pose import PoseEstimator
+
+        return PoseEstimator()
+    from partwise.infer.movenet_pose import MoveNetPose
+
+    return MoveNetPose(detector=options.person_detector, single=options.single_pose)
 
 
 @dataclass
@@ -779,13 +834,18 @@ class _WorkerState:
     pose: Any
     detector: LoadedDetector | None = None
     video_model: LoadedVideoModel | None = None
+    objects: Any = None  # partwise.infer.objects.ObjectSource
 
 
 def _load_state(options: RunOptions, out: Path) -> _WorkerState:
-    return _WorkerState(options, out, load_boxes(options.boxes) if options.boxes else None,
+    from partwise.infer.objects import make_object_source
+
+    state = _WorkerState(options, out, load_boxes(options.boxes) if options.boxes else None,
                         load_run_model(options.model) if options.model else None, make_pose(options),
                         load_detector(options.detector) if options.detector and not options.boxes else None,
                         load_video_model(options.video_model) if options.video_model else None)
+    state.objects = make_object_source(options.objects, options.object_threshold, state.pose, options.person_detector)
+    return state
 
 
 _STATE: _WorkerState | None = None
@@ -801,14 +861,10 @@ def _init_worker(options: RunOptions, out: str, single_thread: bool = True, stat
 
 
 def _check_sources(options: RunOptions, out: Path) -> _WorkerState:
-    """Load the boxes, the model and the pose extra once, so a bad file or a missing extra is one error before any
-    input is touched."""
-    from partwise.infer.pose import mediapipe_available
-
-    if not options.boxes and not options.detector and (
-            options.pose == "none" or (options.pose == "auto" and not mediapipe_available())):
-        raise ConfigError("no source of people: give --boxes FILE or --detector CKPT|NAME, or install the pose extra "
-                          "(pip install 'partwise[pose]') and leave --pose at auto")
+    """Load the boxes, the models and the pose source once, so a bad file or a missing extra is one error before
+    any input is touched."""
+    if not options.boxes and not options.detector and options.pose == "none":
+        raise ConfigError("no source of people: --pose none needs --boxes FILE or --detector CKPT|NAME")
     return _load_state(options, out)
 
 
@@ -821,7 +877,7 @@ def _run_one(item: InputItem, position: int = 1) -> tuple[str, str | None, Timin
     state = _STATE
     try:
         result = process_item(item, state.options, state.boxes, state.model, state.pose, position,
-                              detector=state.detector, video_model=state.video_model)
+                              detector=state.detector, video_model=state.video_model, objects=state.objects)
         t0 = time.perf_counter()
         outputs.write_video_outputs(result, state.out, video=state.options.video)
         result.timings.write += time.perf_counter() - t0
@@ -859,17 +915,30 @@ class RunSummary:
     timings: Timings
     merged: dict[str, Path]
     notes: list[str] = field(default_factory=list)  # one-line remarks for the user (not errors)
+    warnings: list[str] = field(default_factory=list)  # e.g. a model trained on synthetic data (also in run.json)
+    metadata: dict = field(default_factory=dict)  # what run.json says produced the outputs (run_metadata)
 
 
 def run_metadata(options: RunOptions, state: _WorkerState | None) -> dict:
-    """What produced the outputs (``run.json``): where people came from, and each model's spec, file, family and
-    output vocabularies (from the loaded models when ``state`` has them, else the specs alone)."""
+    """What produced the outputs (``run.json``): where people came from, each model's spec, file, family and
+    output vocabularies (from the loaded models when ``state`` has them, else the specs alone), ``sources``: for
+    the pose source, the person detector, the object detector, the model and the video model, the weights' name,
+    file, family, domain (real / synthetic / unknown), licence and where they are published
+    (:mod:`partwise.infer.provenance`), and ``warnings``: one line per source trained on synthetic data."""
+    from partwise.infer import provenance
+
     def describe(spec, loaded, **vocabs):
         if spec is None:
             return None
         if loaded is None:
             return {"spec": str(spec)}
         return {"spec": str(spec), "name": loaded.name, "path": loaded.path, **vocabs}
+
+    def source(spec, loaded, family):
+        if spec is None:
+            return None
+        return provenance.describe_weights(spec, getattr(loaded, "path", None) or None,
+                                           getattr(loaded, "family", None) or family)
 
     model = state.model if state is not None else None
     model_info = describe(options.model, model)
@@ -878,27 +947,46 @@ def run_metadata(options: RunOptions, state: _WorkerState | None) -> dict:
                           action_vocab="ava80" if model.family in ("st_activity2vec", "ava_detector") else None,
                           verb_vocab="verbs157" if model.family == "activity2vec" else None)
     video_model = state.video_model if state is not None else None
-    return {
+    detector_spec = options.detector if not options.boxes else None
+    detector = state.detector if state is not None else None
+    objects, objects_spec = provenance.object_source(options, state)
+    sources = {  # run.json "sources": what each output came from
+        "pose": provenance.describe_pose(options, state.pose if state is not None else None),
+        "detector": source(detector_spec, detector, "person_detector"),
+        "object_detector": source(objects_spec, objects, "object_detector"),
+        "model": source(options.model, model, None),
+        "video_model": source(options.video_model, video_model, "video_classifier"),
+    }
+    info = {
         "persons_from": "boxes" if options.boxes else "detector" if options.detector else "pose",
         "boxes": options.boxes,
         "model": model_info,
-        "detector": describe(options.detector if not options.boxes else None,
-                             state.detector if state is not None else None, family="person_detector"),
+        "detector": describe(detector_spec, detector, family="person_detector"),
         "video_model": describe(options.video_model, video_model, family="video_classifier",
                                 classes=len(video_model.class_names) if video_model is not None else None),
         # part_boxes[].state and the Kinetics-TPS JSON hold Kinetics-TPS part states only
         "part_state_vocab": "kinetics-tps",
+        "warnings": provenance.synthetic_warnings({option: sources[key] for key, option in (
+            ("pose", "--pose"), ("detector", "--detector"), ("object_detector", "--objects"), ("model", "--model"),
+            ("video_model", "--video-model"))}),
+        "sources": sources,
     }
+    for key in ("model", "detector", "video_model"):
+        if info[key] is not None and sources[key] is not None:
+            info[key].update({k: sources[key][k] for k in ("domain", "licence")})
+    return info
 
 
 def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, *, workers: int = 1,
         tps_json: bool = False, ava_csv: bool = False, overwrite: bool = False,
-        err: Callable[[str], None] | None = None) -> RunSummary:
+        err: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None) -> RunSummary:
     """Process every input under ``out`` and merge the results (see :mod:`partwise.infer.outputs`).
 
     Inputs whose results already exist are skipped (unless ``overwrite``). A bad input is reported through ``err``
-    (one line) and skipped. Under ``torchrun`` each rank takes every ``world_size``-th input; rank 0 merges after a
-    barrier (other ranks return with an empty ``merged``)."""
+    (one line) and skipped. Each warning of :func:`run_metadata` (a model trained on synthetic data) goes to ``warn``
+    once, before any input is processed (default: ``partwise: warning: ...`` on stderr), on rank 0 only; it is also
+    in the summary, ``run.json`` and ``index.html``. Under ``torchrun`` each rank takes every ``world_size``-th
+    input; rank 0 merges after a barrier (other ranks return with an empty ``merged``)."""
     from tqdm import tqdm
 
     from partwise.infer import outputs
@@ -912,6 +1000,10 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     todo = [it for it in mine if overwrite or not outputs.video_done(out, it.video_id)]
     skipped = [it.video_id for it in mine if it not in todo]
     state = _check_sources(options, out) if todo else None
+    metadata = run_metadata(options, state)
+    if rank == 0:
+        for line in metadata["warnings"]:
+            (warn or (lambda text: err(f"partwise: warning: {text}")))(line)
     out.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
     failed: list[tuple[str, str]] = []
@@ -939,15 +1031,15 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     if world > 1:
         _barrier()
         if rank != 0:
-            return RunSummary(done, skipped, failed, timings, {})
+            return RunSummary(done, skipped, failed, timings, {}, warnings=metadata["warnings"], metadata=metadata)
     import time
 
     t0 = time.perf_counter()
     notes: list[str] = []
     merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
-                           metadata=run_metadata(options, state), notes=notes)
+                           metadata=metadata, notes=notes)
     timings.write += time.perf_counter() - t0
-    return RunSummary(done, skipped, failed, timings, merged, notes)
+    return RunSummary(done, skipped, failed, timings, merged, notes, metadata["warnings"], metadata)
 
 
 def _barrier() -> None:

@@ -1,5 +1,6 @@
 """Annotated frames for ``partwise run``: person boxes in a per-track colour with ``#track`` and the top states,
-thin part boxes, and the COCO-17 skeleton when keypoints exist.
+thin part boxes, the COCO-17 skeleton when keypoints exist, and the objects a body part touches (thin box in the
+track colour, labelled ``class: parts``).
 
 In the annotated video each frame shows the persons of its nearest keyframe when that keyframe is at most half a
 keyframe spacing away (so 1 Hz annotations stay on screen for one second, centred on their keyframe); a person
@@ -52,6 +53,14 @@ def draw_persons(frame: np.ndarray, rows: list[dict]) -> np.ndarray:
                     draw.line([tuple(k[a, :2]), tuple(k[b, :2])], fill=colour, width=2)
         box = [row["px1"], row["py1"], row["px2"], row["py2"]]
         draw.rectangle(box, outline=colour, width=2)
+        for obj in row.get("objects") or []:  # objects a part touches: box and "class: parts" in the track colour
+            touching = [p["part"] for p in row.get("part_objects") or [] if p["object_id"] == obj["object_id"]]
+            obox = [obj["px1"], obj["py1"], obj["px2"], obj["py2"]]
+            draw.rectangle(obox, outline=colour, width=1)
+            text = f"{obj['class_name']}: {', '.join(touching)}"
+            draw.rectangle([obox[0], obox[3], obox[0] + draw.textlength(text) + 2, obox[3] + LABEL_HEIGHT],
+                           fill=(0, 0, 0))
+            draw.text((obox[0] + 1, obox[3] - 1), text, fill=colour)
         text = _label(row)
         x, y = label_position(box, draw.textlength(text) + 2, placed)
         draw.rectangle([x, y, x + draw.textlength(text) + 2, y + LABEL_HEIGHT], fill=(0, 0, 0))
@@ -81,6 +90,7 @@ def label_position(box, width: float, placed: list[tuple[float, float, float, fl
 
 def _rows_by_frame(table: pa.Table) -> dict[int, list[dict]]:
     cols = ["frame_index", "track_id", "px1", "py1", "px2", "py2", "pasta", "part_boxes", "keypoints"]
+    cols += [c for c in ("objects", "part_objects") if c in table.column_names]
     out: dict[int, list[dict]] = {}
     for row in table.select(cols).to_pylist():
         out.setdefault(row["frame_index"], []).append(row)

@@ -53,8 +53,16 @@ class IoUTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, boxes: np.ndarray) -> np.ndarray:
+    def update(self, boxes: np.ndarray, velocities: np.ndarray | None = None) -> np.ndarray:
+        """Track ids for this step's ``boxes``. ``velocities`` ``(N, 2)`` (optional; NaN where unknown): each
+        person's own motion per step, measured around this step (from the pose window): it becomes the track's
+        velocity, so a new track already predicts where its person goes and a walker is not lost between 1 Hz
+        keyframes."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        measured = None
+        if velocities is not None:
+            v = np.asarray(velocities, dtype=np.float64).reshape(-1, 2)
+            measured = np.concatenate([v, v], axis=1)
         ids = np.zeros(len(boxes), dtype=np.int64)
         matched_tracks: set[int] = set()
         stages = (True, False) if self.use_motion else (False,)
@@ -72,7 +80,11 @@ class IoUTracker:
                     continue
                 track, box_index = self.tracks[free_tracks[r]], free_boxes[c]
                 step = (boxes[box_index] - track.box) / (track.age + 1)
-                track.velocity = self.smoothing * track.velocity + (1 - self.smoothing) * step if track.hits > 1 else step
+                if measured is not None and np.isfinite(measured[box_index]).all():
+                    track.velocity = measured[box_index]
+                else:
+                    track.velocity = self.smoothing * track.velocity + (1 - self.smoothing) * step \
+                        if track.hits > 1 else step
                 track.box, track.age, track.hits = boxes[box_index], 0, track.hits + 1
                 ids[box_index] = track.track_id
                 matched_tracks.add(free_tracks[r])
@@ -81,7 +93,10 @@ class IoUTracker:
                 track.age += 1
         self.tracks = [t for t in self.tracks if t.age <= self.max_age]
         for c in np.flatnonzero(ids == 0):
-            self.tracks.append(Track(self._next_id, boxes[c]))
+            track = Track(self._next_id, boxes[c])
+            if measured is not None and np.isfinite(measured[c]).all():
+                track.velocity = measured[c]
+            self.tracks.append(track)
             ids[c] = self._next_id
             self._next_id += 1
         return ids

@@ -83,6 +83,23 @@ def preprocess(rgb: np.ndarray, size: int | tuple[int, int] | None = 256) -> tup
     return tensor, Frame(pad_y, pad_x, padded.shape[:2], tuple(out_size))
 
 
+def preprocess_native(rgb: np.ndarray, multiple: int = 32, max_side: int = 1024) -> tuple[Tensor, Frame]:
+    """MultiPose input at the image's own resolution without squaring it: scaled down only when its longer side
+    exceeds ``max_side``, then zero-padded below and to the right to multiples of ``multiple`` (the graph takes
+    any). A 768x576 frame costs 576/768 of the square input's time and finds the same people."""
+    rgb = as_rgb(rgb)
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.int32))[None]
+    if (h, w) != (height, width):
+        image = resize_bilinear(image, (h, w)).to(torch.int32)
+    size = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
+    tensor = torch.zeros((1, *size, 3), dtype=torch.int32)
+    tensor[:, :h, :w] = image
+    return tensor, Frame(0, 0, (size[0] * height / h, size[1] * width / w), size)
+
+
 def native_size(height: int, width: int, multiple: int = 32, max_side: int = 1024) -> int:
     """Input side for MultiPose at (about) the image's own resolution: the padded square's side rounded up to a
     multiple of ``multiple``, at most ``max_side`` (very large frames are scaled down)."""
@@ -193,11 +210,16 @@ class MoveNet:
         multipose = (graph.output_shapes.get("Identity") or [0])[-1] == 56
         return cls(graph, input_size, multipose)
 
-    def detect(self, rgb: np.ndarray, size: int | None = None, min_score: float = 0.0) -> People:
-        """MultiPose on a whole image; ``size`` None: the model's 256, else that input side (a multiple of 32)."""
+    def detect(self, rgb: np.ndarray, size: int | str | None = None, min_score: float = 0.0,
+               max_side: int = 1024) -> People:
+        """MultiPose on a whole image. ``size``: None for the original's 256 square, an int for another square side
+        (a multiple of 32), ``"native"`` for the image's own resolution (:func:`preprocess_native`)."""
         if not self.multipose:
             raise ValueError("detect() needs MoveNet MultiPose; SinglePose models refine person boxes (refine())")
-        tensor, frame = preprocess(rgb, size or self.input_size)
+        if size == "native":
+            tensor, frame = preprocess_native(rgb, max_side=max_side)
+        else:
+            tensor, frame = preprocess(rgb, size or self.input_size)
         return decode_multipose(self.graph(tensor)["Identity"], frame, min_score)
 
     def refine(self, rgb: np.ndarray, boxes, margin: float = 0.25) -> np.ndarray:

@@ -547,6 +547,8 @@ def run_task(runner, *, resume: bool = False, progress: bool = True, evaluate: b
     out_dir = Path(cfg.run.out_dir)
     extra = {"task": runner.name, "data": dataclasses.asdict(cfg.data)}
     extra.update(runner.model_extra() if hasattr(runner, "model_extra") else {})
+    if (Path(cfg.data.root) / "synth.json").is_file():  # `partwise synth` data: `partwise run` warns on real video
+        extra["domain"] = "synthetic"
     save_model(model.net, out_dir / "model.pt", extra=extra)
     summary["seconds"] = result.history[-1].get("seconds") if result.history else 0.0
     if evaluate and cfg.eval.enabled:

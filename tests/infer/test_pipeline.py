@@ -334,3 +334,16 @@ def test_trained_model_output_matches_ground_truth_well_above_the_prior(heldout,
     # 0.36 vs 0.23); a pipeline that fed the model wrong clips, boxes or scales falls to the prior or below
     assert model_actions > max(prior_actions + 0.08, 1.25 * prior_actions)
     assert model_pasta > max(prior_pasta + 0.08, 1.25 * prior_pasta)
+
+
+def test_window_velocities_by_hand():
+    from partwise.infer.pipeline import window_velocities
+
+    tracks = np.zeros((2, 3, 17, 3))
+    tracks[0, :, :, 2] = 0.9
+    tracks[0, :, :, 0] = np.array([0.0, 10.0, 20.0])[:, None]      # x moves 10 px per sample
+    tracks[0, :, :, 1] = 50.0
+    tracks[1, :, :, 2] = 0.1                                       # never seen well: unknown
+    v = window_velocities(tracks, np.array([10, 12, 14]))           # samples 2 frames apart
+    np.testing.assert_allclose(v[0], [5.0, 0.0])
+    assert np.isnan(v[1]).all()

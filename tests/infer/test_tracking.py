@@ -61,3 +61,20 @@ def test_a_person_who_turns_back_keeps_the_id():
     assert [i.tolist() for i in track_sequence(steps)] == [[1, 2]] * 5
     # the prediction alone loses A at the turn: predicted [75, 0, 115, 100] vs [35, 0, 75, 100] -> IoU 0
     assert iou_matrix([[75, 0, 115, 100]], [[35, 0, 75, 100]])[0, 0] == 0
+
+
+def test_measured_velocity_carries_a_walker_between_keyframes():
+    """A walker moving 60 px per step with a 30 px wide box: plain IoU (even buffered) loses him after a new track
+    starts without motion; with his measured velocity the new track already predicts the next box."""
+    from partwise.infer.tracking import IoUTracker
+
+    boxes = [np.array([[100.0 + 60 * t, 100, 130.0 + 60 * t, 200]]) for t in range(5)]
+    plain = IoUTracker()
+    assert len({int(plain.update(b)[0]) for b in boxes}) > 1
+    tracker = IoUTracker()
+    ids = {int(tracker.update(b, np.array([[60.0, 0.0]]))[0]) for b in boxes}
+    assert ids == {1}
+    # NaN velocity (unknown) falls back to the box-to-box rule
+    tracker = IoUTracker()
+    assert tracker.update(boxes[0], np.array([[np.nan, np.nan]]))[0] == 1
+    assert np.allclose(tracker.tracks[0].velocity, 0)
