@@ -19,11 +19,16 @@ COMMAND_GROUPS: dict[str, str] = {
     "weights": "partwise.models.weights_cli",
     "train": "partwise.train.cli",
     "run": "partwise.infer.cli",
+    "view": "partwise.view.cli",
 }
 
 
 def build_parser(groups: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partwise", description="Part-level human activity understanding.")
+    parser = argparse.ArgumentParser(
+        prog="partwise", description="Part-level human activity understanding. `partwise COMMAND --help` for each.",
+        epilog="examples:\n  partwise run examples/real/vtest_0000_0149.mp4 --out runs/street\n"
+               "  partwise synth demo/data --videos 4 --seconds 10\n  bash scripts/demo.sh",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"partwise {__import__('partwise').__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in groups or COMMAND_GROUPS:
