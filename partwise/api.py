@@ -235,15 +235,18 @@ class FrameResult:
 
         return video.read_frames(self.path, np.array([self.frame_index]))[0]
 
-    def plot(self, image: np.ndarray | None = None) -> np.ndarray:
-        """This keyframe drawn as in the annotated video (person boxes and ``#track`` labels in the track's colour,
-        part boxes, skeleton): a new (H, W, 3) uint8 RGB array; ``image`` defaults to the decoded frame."""
-        from partwise.infer.render import draw_persons
+    def plot(self, image: np.ndarray | None = None, *, state_thr: float | None = None,
+             action_thr: float | None = None, top_k: int | None = None) -> np.ndarray:
+        """This keyframe drawn as in the annotated video (:mod:`partwise.infer.render`: person boxes, skeletons,
+        part boxes with their states, ``#track`` labels with the top part states and actions): a new (H, W, 3)
+        uint8 RGB array; ``image`` defaults to the decoded frame; ``state_thr``, ``action_thr``, ``top_k`` as
+        ``partwise run``'s ``--state-thr``, ``--action-thr``, ``--top-k``."""
+        from partwise.infer.render import Style, draw_persons
 
         frame = self.image() if image is None else np.asarray(image)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"plot() needs an (H, W, 3) uint8 RGB image, got {frame.shape} {frame.dtype}")
-        return np.array(draw_persons(frame, self.rows))
+        return np.array(draw_persons(frame, self.rows, Style.of(state_thr, action_thr, top_k)))
 
 
 def _frame_result(rows: list[dict], ava80) -> FrameResult:
@@ -331,9 +334,10 @@ class Results:
         raise KeyError(f"{video_id!r} has no keyframe with people at frame {frame_index}")
 
     def save_plot(self, path: str | os.PathLike, frame: int | FrameResult | tuple[str, int] = 0,
-                  image: np.ndarray | None = None) -> Path:
+                  image: np.ndarray | None = None, **style) -> Path:
         """Write :meth:`FrameResult.plot` of ``frame`` (an index into the frames, a FrameResult, or
-        ``(video_id, frame_index)``) to ``path`` (PNG unless the suffix says another format Pillow writes)."""
+        ``(video_id, frame_index)``) to ``path`` (PNG unless the suffix says another format Pillow writes);
+        ``style``: ``state_thr``, ``action_thr``, ``top_k`` of :meth:`FrameResult.plot`."""
         from PIL import Image
 
         if isinstance(frame, tuple):
@@ -341,7 +345,7 @@ class Results:
         elif not isinstance(frame, FrameResult):
             frame = self.frames[frame]
         path = Path(path)
-        Image.fromarray(frame.plot(image)).save(path, format=None if path.suffix else "PNG")
+        Image.fromarray(frame.plot(image, **style)).save(path, format=None if path.suffix else "PNG")
         return path
 
     def __repr__(self) -> str:

@@ -112,5 +112,5 @@ echo
 echo "AVA frame mAP of the output against the clip's ground truth (60 classes, official protocol):"
 "$PARTWISE" eval ava --gt "$DATA/ava/ava_val_v2.2.csv" --pred "$OUT/ava_detections.csv" \
     --labelmap "$DATA/ava/ava_action_list_v2.2_for_activitynet_2019.pbtxt" --json \
-    | "$PY" -c "import json,sys; r=json.load(sys.stdin); print(f\"  action mAP {r['mAP']:.3f} over the classes present\")"
+    | "$PY" -c "import json,sys; r=json.load(sys.stdin); print(f\"  action mAP {100 * r['mAP']:.2f} (%) over the classes present\")"
 echo "(step 3 printed the label-frequency prior of the training run for comparison)"

@@ -1075,7 +1075,7 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
     tables = []
     iterator = files
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
         iterator = tqdm(files, desc="ava", unit="file")
     for csv_path, excluded_path in iterator:
         table = read_csv(csv_path, kind=_csv_kind(csv_path))

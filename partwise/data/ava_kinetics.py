@@ -99,7 +99,7 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
     files = annotation_files(path, split) if path.is_dir() else [path]
     iterator = files
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
         iterator = tqdm(files, desc=DATASET, unit="file")
     tables = []
     for csv_path in iterator:

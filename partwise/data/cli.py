@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
+from partwise.clihelp import examples
 from partwise.data import formats
 from partwise.errors import ConfigError, InputError, PartwiseError
 
@@ -29,11 +30,17 @@ _FORMAT_HELP = "one of: " + ", ".join(formats.FORMATS)
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="ingest, query, validate and convert datasets; extract frames",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=__doc__.split("\n\n")[0],
+                                   **examples("partwise data ingest hake-ava demo/data/hake_ava --out demo/store",
+                                              "partwise data stats demo/store",
+                                              "partwise data frames clip.mp4 frames/ --fps 1"))
     commands = parser.add_subparsers(dest="data_command", metavar="COMMAND")
 
     p = commands.add_parser("ingest", help="read an annotation source into a Parquet store (adds to or replaces "
-                                           "the source in an existing store)")
+                                           "the source in an existing store)",
+                            **examples("partwise data ingest hake-ava demo/data/hake_ava --out demo/store",
+                                       "partwise data ingest kinetics-tps demo/data/kinetics_tps --out demo/store "
+                                       "--no-progress"))
     p.add_argument("format", metavar="FORMAT", help=_FORMAT_HELP)
     p.add_argument("path", metavar="PATH", help="annotation folder or file as the dataset distributes it")
     p.add_argument("--out", required=True, metavar="DIR", help="store directory (created if absent)")
@@ -43,8 +50,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
 
-    p = commands.add_parser("stats", help="counts per dataset/split, per part state, per action; long tail")
-    p.add_argument("store", metavar="DIR")
+    p = commands.add_parser("stats", help="counts per dataset/split, per part state, per action; long tail",
+                            **examples("partwise data stats demo/store", "partwise data stats demo/store --json"))
+    p.add_argument("store", metavar="DIR", help="a store folder (written by `partwise data ingest`)")
     p.add_argument("--json", action="store_true", help="one JSON object {table: [rows...]} instead of tables")
     p.set_defaults(func=cmd_stats)
 
@@ -53,27 +61,36 @@ def register(subparsers) -> None:
                             description="Run one read-only DuckDB query (SELECT, WITH, FROM, DESCRIBE, SHOW, "
                                         "SUMMARIZE, EXPLAIN) over the store's views persons, pasta_labels, "
                                         "action_labels and the table vocabularies. The query reads the store's "
-                                        "shards and no other file, and writes none.")
-    p.add_argument("store", metavar="DIR")
-    p.add_argument("sql", metavar="SQL")
+                                        "shards and no other file, and writes none.",
+                            **examples("partwise data query demo/store \"SELECT video_id, count(*) FROM persons "
+                                       "GROUP BY video_id\"",
+                                       "partwise data query demo/store \"SELECT * FROM persons WHERE "
+                                       "list_contains(pasta, 'hand: hold') LIMIT 5\" --json"))
+    p.add_argument("store", metavar="DIR", help="a store folder (written by `partwise data ingest`)")
+    p.add_argument("sql", metavar="SQL", help="one read-only DuckDB statement, quoted as one argument")
     p.add_argument("--json", action="store_true", help="print one JSON object per row and nothing else")
     p.set_defaults(func=cmd_query)
 
-    p = commands.add_parser("validate", help="list every problem of an annotation source (exit 2 if any)")
+    p = commands.add_parser("validate", help="list every problem of an annotation source (exit 2 if any)",
+                            **examples("partwise data validate ava demo/data/ava/ava_val_v2.2.csv",
+                                       "partwise data validate hake-ava demo/data/hake_ava"))
     p.add_argument("format", metavar="FORMAT", help=_FORMAT_HELP)
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("path", metavar="PATH", help="annotation folder or file as the dataset distributes it")
     p.set_defaults(func=cmd_validate)
 
-    p = commands.add_parser("convert", help="read one format and write another")
-    p.add_argument("src_format", metavar="FROM", help=_FORMAT_HELP)
-    p.add_argument("path", metavar="PATH")
-    p.add_argument("dst_format", metavar="TO", help=_FORMAT_HELP)
-    p.add_argument("out", metavar="OUT")
+    p = commands.add_parser("convert", help="read one format and write another",
+                            **examples("partwise data convert hake-ava demo/data/hake_ava ava converted/"))
+    p.add_argument("src_format", metavar="FROM", help="source format, " + _FORMAT_HELP)
+    p.add_argument("path", metavar="PATH", help="source annotation folder or file")
+    p.add_argument("dst_format", metavar="TO", help="target format, " + _FORMAT_HELP)
+    p.add_argument("out", metavar="OUT", help="output file or folder")
     p.add_argument("--split", metavar="S")
     p.set_defaults(func=cmd_convert)
 
-    p = commands.add_parser("frames", help="extract a video's frames as JPEG files")
-    p.add_argument("video", metavar="VIDEO")
+    p = commands.add_parser("frames", help="extract a video's frames as JPEG files",
+                            **examples("partwise data frames clip.mp4 frames/clip --fps 1",
+                                       "partwise data frames clip.mp4 frames/clip --start 900 --end 910"))
+    p.add_argument("video", metavar="VIDEO", help="a video file (anything PyAV decodes)")
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--fps", type=float, metavar="F", help="frames per second to keep (default: every frame)")
     p.add_argument("--start", type=float, metavar="S", help="start time in seconds")

@@ -209,7 +209,7 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
     """Person records (with objects) of a GIO/DIO CSV file or of a folder holding them."""
     files = _files(path, split)
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         files = tqdm(files, desc="gio", unit="file")
     tables = [rows_to_records(read_gio(f), split or s) for f, s in files]

@@ -403,7 +403,7 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
     files = _files(path, split)
     iterator = files
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         iterator = tqdm(files, desc="hake-ava", unit="file")
     for file, file_split in iterator:

@@ -174,7 +174,7 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
     split = split or split_from_name(file)
     items = data.items()
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         items = tqdm(items, desc="hake-instance", unit="image")
     builder = RecordBuilder()

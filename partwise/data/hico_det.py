@@ -667,7 +667,7 @@ def _norm_box(px: dict[str, float], width: int | None, height: int | None) -> di
 def _iter_progress(items: list, progress: bool, desc: str) -> Iterator:
     if not progress:
         return iter(items)
-    from tqdm import tqdm
+    from partwise.progress import bar as tqdm
 
     return iter(tqdm(items, desc=desc, unit="img"))
 

@@ -906,7 +906,7 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
         chunks = _lazy_chunks(iter_videos(path, split), FIRST_CHUNK_FILES, FILES_PER_CHUNK)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         bar = tqdm(total=total, unit="file", desc="kinetics-tps")
     tables = []

@@ -253,7 +253,7 @@ def write_shards(table: pa.Table, store_dir: Path, source: str, *, shard_rows: i
 
     An empty table still gets one shard (so the source's columns keep their types).
     """
-    from tqdm import tqdm
+    from partwise.progress import bar as tqdm
 
     shards = []
     starts = range(0, max(table.num_rows, 1), shard_rows)

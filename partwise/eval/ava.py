@@ -553,7 +553,7 @@ def _replay_official(cls, kf, score, tp, ties, n_frames, det_rows, det_use, det_
     group_keys = group[group_start]
     iterator = replay.tolist()
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         iterator = tqdm(iterator, desc="official tie order", unit="keyframe")
     for frame in iterator:
@@ -713,7 +713,7 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
     bounds = np.searchsorted(cls, np.stack([class_ids, class_ids + 1]))
     iterator = range(class_ids.shape[0])
     if progress:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         iterator = tqdm(iterator, desc="AVA AP per class", unit="class")
     for i in iterator:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from partwise.clihelp import examples
+
 #: metric name -> (module, one-line help)
 METRICS: dict[str, tuple[str, str]] = {
     "ava": ("partwise.eval.ava", "AVA frame mAP @ IoU 0.5 (official, mmaction2 or slowfast protocol; PaSta variant)"),
@@ -19,8 +21,36 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 
 
+#: examples in each metric's --help
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "ava": ("partwise eval ava --gt ava_val_v2.2.csv --pred ava_detections.csv "
+            "--labelmap ava_action_list_v2.2_for_activitynet_2019.pbtxt",
+            "partwise eval ava --gt ava_val_v2.2.csv --pred ava_detections.csv "
+            "--labelmap ava_action_list_v2.2_for_activitynet_2019.pbtxt --plot ava_ap.png --no-progress",
+            "partwise eval ava ... --json | jq .mAP"),
+    "hico": ("partwise eval hico --help   (the ground-truth and detection options of your HICO-DET copy)",
+             "partwise eval hico ... --plot hico_ap.png"),
+    "vcoco": ("partwise eval vcoco --help   (ground truth and detections of V-COCO)",
+              "partwise eval vcoco ... --json"),
+    "tps": ("partwise eval tps --gt-parts gt_part_result.json --gt-videos gt_vid_result.json "
+            "--pred-parts pred_part_result.json --pred-videos pred_vid_result.json",
+            "partwise eval tps ... --plot tps.png"),
+    "pasta": ("partwise eval pasta --help   (ground truth and detections as Activity2Vec writes them)",
+              "partwise eval pasta ... --plot pasta_ap.png"),
+    "interactiveness": ("partwise eval interactiveness --help",
+                        "partwise eval interactiveness ... --json"),
+}
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate predictions with the official protocols")
+    parser = subparsers.add_parser("eval", help="evaluate predictions with the official protocols",
+                                   description="Evaluate predictions with the official protocols; one METRIC per "
+                                               "call. mAP is printed as a percentage (36.44); --json keeps fractions.",
+                                   **examples("partwise eval ava --gt ava_val_v2.2.csv --pred ava_detections.csv "
+                                              "--labelmap ava_action_list_v2.2_for_activitynet_2019.pbtxt --plot ap.png",
+                                              "partwise eval tps --gt-parts gt_part_result.json --gt-videos "
+                                              "gt_vid_result.json --pred-parts pred_part_result.json --pred-videos "
+                                              "pred_vid_result.json --json"))
     metric_parsers = parser.add_subparsers(dest="metric", metavar="METRIC")
     for name, (module_path, help_text) in METRICS.items():
         try:
@@ -29,8 +59,15 @@ def register(subparsers) -> None:
             if exc.name == module_path:
                 continue
             raise
-        sub = metric_parsers.add_parser(name, help=help_text, description=help_text)
+        sub = metric_parsers.add_parser(name, help=help_text, description=help_text,
+                                        **examples(*EXAMPLES.get(name, (f"partwise eval {name} --help",))))
         module.add_arguments(sub)
+        if "--progress" in sub._option_string_actions:  # progress by default, as in every other command
+            sub._option_string_actions["--progress"].help = "show progress (the default; kept for old scripts)"
+            sub.set_defaults(progress=True)
+            sub.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+        else:
+            sub.add_argument("--no-progress", action="store_true", help="no progress output (accepted everywhere)")
         sub.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
         sub.add_argument("--plot", metavar="FILE.png", help="write per-class AP bars and PR curves")
         sub.set_defaults(func=_runner(module))

@@ -27,6 +27,11 @@ class EvalResult:
     class_names: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    #: for plots only (not in JSON): the baseline's headline value (e.g. the frequency prior's mAP), drawn as a line
+    baseline: float | None = field(default=None, repr=False)
+    baseline_name: str = field(default="frequency prior", repr=False)
+    #: for plots only: ground-truth positives per class, when known (0: "no GT", not drawn as a bar)
+    gt_counts: dict[str, int] = field(default_factory=dict, repr=False)
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"protocol": self.protocol, self.metric: _clean(self.value)}
@@ -51,13 +56,16 @@ class EvalResult:
                 lines.append(f"{key}: {100 * value:.2f}" if isinstance(value, float) else f"{key}: {value}")
             elif isinstance(value, dict) and all(v is None or isinstance(v, (int, float)) for v in value.values()):
                 lines.append(f"{key}: " + ", ".join(f"{k} {_shown(v)}" for k, v in value.items()))
-        headline = f"{100 * self.value:.4f}" if self.metric == "mAP" else f"{self.value:.6f}"
+        headline = f"{100 * self.value:.2f}" if self.metric == "mAP" else f"{self.value:.6f}"
         lines.append(f"{self.metric}: {headline}")
         return "\n".join(lines)
 
-    def plot(self, path: str) -> None:
-        """Per-class AP bars, and PR curves when ``curves`` is filled, as one PNG."""
-        plot_result(self, path)
+    def plot(self, path: str, baseline: float | None = None) -> dict[str, Any]:
+        """Per-class AP bars (sorted, classes with ground truth only; ``baseline``, e.g. the frequency prior's
+        mAP, as a line), and PR curves when ``curves`` is filled, as one PNG named on stderr."""
+        if baseline is not None:
+            self.baseline = baseline
+        return plot_result(self, path)
 
 
 def _shown(value: Any) -> str:
@@ -85,37 +93,119 @@ def _clean_tree(value: Any) -> Any:
     return _clean(value)
 
 
-def plot_result(result: EvalResult, path: str) -> None:
+#: above this many classes with ground truth, the AP chart shows the best and the worst half of this many
+MAX_BARS = 80
+#: PR curves drawn (the classes with the highest AP)
+MAX_CURVES = 10
+
+
+def _nan(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def ap_bar_data(result: EvalResult) -> dict[str, Any]:
+    """What the AP chart shows: ``bars`` as ``(key, label, value)`` sorted best first (classes with ground truth
+    only; at most :data:`MAX_BARS`, the best and the worst half), ``no_gt`` the labels of classes without ground
+    truth (AP missing/NaN, or 0 positives in ``result.gt_counts``), ``hidden`` how many classes with ground truth
+    were left out, ``baseline`` the prior's headline value (or None)."""
+    bars, no_gt = [], []
+    for key, value in result.per_class.items():
+        label = result.class_names.get(key) or key
+        if _nan(value) or (result.gt_counts and result.gt_counts.get(key, 1) == 0):
+            no_gt.append(label)
+        else:
+            bars.append((key, label, float(value)))
+    bars.sort(key=lambda b: -b[2])
+    hidden = 0
+    if len(bars) > MAX_BARS:
+        hidden = len(bars) - MAX_BARS
+        bars = bars[:MAX_BARS // 2] + bars[-(MAX_BARS // 2):]
+    return {"bars": bars, "no_gt": no_gt, "hidden": hidden,
+            "baseline": None if _nan(result.baseline) else result.baseline}
+
+
+def ap_figure(result: EvalResult):
+    """The matplotlib figure of :func:`plot_result` and the data it shows (see :func:`ap_bar_data`)."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from partwise.io import atomic_write
-
-    keys = list(result.per_class)
-    values = [0.0 if result.per_class[k] is None else float(result.per_class[k]) for k in keys]
-    has_curves = bool(result.curves)
-    fig, axes = plt.subplots(1, 2 if has_curves else 1, figsize=(16 if has_curves else 10, 6), squeeze=False)
+    data = ap_bar_data(result)
+    bars = data["bars"]
+    curves = {k: c for k, c in result.curves.items() if k in {b[0] for b in bars}}
+    n = max(len(bars), 1)
+    height = max(4.0, 0.24 * n + 1.8)
+    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(15 if curves else 8, height), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1]} if curves else None)
     ax = axes[0][0]
-    labels = [result.class_names.get(k, k) for k in keys]
-    ax.bar(range(len(values)), [100 * v for v in values], color="#3b75af")
-    ax.set_xticks(range(len(values)))
-    ax.set_xticklabels(labels, rotation=90, fontsize=6 if len(labels) > 40 else 8)
-    ax.set_ylabel("AP (%)")
-    ax.set_title(f"{result.protocol}: {result.metric} {100 * result.value:.2f}" if result.metric == "mAP"
-                 else f"{result.protocol}: {result.metric} {result.value:.4f}")
-    if has_curves:
+    unit = "AP" if result.metric == "mAP" else result.metric
+    rows = np.arange(len(bars))
+    ax.barh(rows, [100 * b[2] for b in bars], color="#3b75af", height=0.7)
+    ax.set_yticks(rows)
+    ax.set_yticklabels([b[1] for b in bars], fontsize=8)
+    ax.invert_yaxis()  # best at the top
+    ax.set_ylim(len(bars) - 0.5, -0.5) if bars else None
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"{unit} (%)")
+    ax.grid(axis="x", alpha=0.3)
+    for i, b in enumerate(bars):
+        ax.text(min(100 * b[2] + 1, 88), i, f"{100 * b[2]:.1f}", va="center", fontsize=7)
+    headline = (f"{result.metric} {100 * result.value:.2f}" if result.metric == "mAP"
+                else f"{result.metric} {result.value:.4f}")
+    title = f"{result.protocol}: {headline}"
+    if data["baseline"] is not None:
+        ax.axvline(100 * data["baseline"], color="#d62728", linestyle="--", linewidth=1.2,
+                   label=f"{result.baseline_name} {100 * data['baseline']:.2f}")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{title}\n{len(bars) + data['hidden']} classes with ground truth, sorted", fontsize=10)
+    notes = []
+    if data["hidden"]:
+        notes.append(f"{data['hidden']} classes between the {len(bars) // 2} best and the {len(bars) // 2} worst "
+                     "not shown")
+    if data["no_gt"]:
+        shown = data["no_gt"][:40]
+        more = f" ... and {len(data['no_gt']) - 40} more" if len(data["no_gt"]) > 40 else ""
+        notes.append(f"no GT ({len(data['no_gt'])} classes, not evaluated, not drawn): " + ", ".join(shown) + more)
+    if notes:
+        text = "\n".join(textwrap.fill(t, 100) for t in notes)
+        ax.annotate(text, xy=(0, 0), xycoords="axes fraction", xytext=(0, -36), textcoords="offset points",
+                    va="top", ha="left", fontsize=7, color="#555555")
+    if curves:
         ax2 = axes[0][1]
-        for key, (precision, recall) in list(result.curves.items())[:20]:
-            ax2.plot(recall, precision, label=result.class_names.get(key, key), linewidth=1)
+        order = [b[0] for b in bars if b[0] in curves][:MAX_CURVES]
+        cmap = plt.get_cmap("tab10")
+        for i, key in enumerate(order):
+            precision, recall = curves[key]
+            label = f"{result.class_names.get(key) or key} ({100 * result.per_class[key]:.1f})"
+            ax2.plot(recall, precision, label=label, linewidth=1.4, color=cmap(i % 10))
         ax2.set_xlabel("recall")
         ax2.set_ylabel("precision")
         ax2.set_xlim(0, 1)
         ax2.set_ylim(0, 1.02)
-        ax2.set_title("precision-recall (first 20 classes)")
-        ax2.legend(fontsize=6, loc="lower left")
+        ax2.grid(alpha=0.3)
+        ax2.set_title(f"precision-recall, the {len(order)} classes with the highest {unit}", fontsize=10)
+        ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+        if height > 8:  # keep the PR panel square-ish at the top of a tall figure
+            ax2.set_box_aspect(1)
+            ax2.set_anchor("N")
     fig.tight_layout()
+    return fig, data
+
+
+def plot_result(result: EvalResult, path: str) -> dict[str, Any]:
+    """Write the AP chart (and PR curves when ``result.curves`` is filled) to ``path``; name it on stderr.
+    Returns what it shows (see :func:`ap_bar_data`)."""
+    import matplotlib.pyplot as plt
+
+    from partwise.io import atomic_write
+    from partwise.progress import wrote
+
+    fig, data = ap_figure(result)
     with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
+        fig.savefig(fh, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    wrote(path)
+    return data

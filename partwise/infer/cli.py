@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from partwise.clihelp import examples
+from partwise.progress import add_verbose_option
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,7 +19,11 @@ def register(subparsers) -> None:
                     "and kinematic part states (pose extra), run a model (ST-Activity2Vec, an AVA detector or "
                     "Activity2Vec), classify each video (--video-model), and write Parquet/JSONL rows, an annotated "
                     "video per input and an HTML summary. Models are checkpoint files or names from `partwise "
-                    "models list`. Offline: nothing is downloaded.")
+                    "models list`. Offline: nothing is downloaded.",
+        **examples("partwise run examples/real/vtest_0000_0149.mp4 --out runs/street",
+                   "partwise run examples/real/basketball1.png --out runs/img --pose mediapipe --no-progress",
+                   "partwise run clips/ --out runs/ava --model demo/model/model.pt --detector synth-person-detector "
+                   "--ava-csv"))
     parser.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of videos/images")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (results are added to it)")
     parser.add_argument("--model", metavar="CKPT|NAME",
@@ -45,6 +52,14 @@ def register(subparsers) -> None:
     parser.add_argument("--object-threshold", type=float, default=0.4,
                         help="minimum object score (default 0.4: lower adds false objects on real footage)")
     parser.add_argument("--topk", type=int, default=5, help="PaSta states kept per person (default 5)")
+    parser.add_argument("--state-thr", type=float, default=0.3, dest="label_state_thr", metavar="P",
+                        help="annotated video: part states drawn when scoring at least P (default 0.3; states "
+                             "without a score, the kinematic ones, always)")
+    parser.add_argument("--action-thr", type=float, default=0.5, dest="label_action_thr", metavar="P",
+                        help="annotated video: actions drawn when scoring at least P (default 0.5)")
+    parser.add_argument("--top-k", type=int, default=3, dest="label_top_k", metavar="K",
+                        help="annotated video: at most K part states and K actions per person (default 3; "
+                             "--topk is how many PaSta states the rows keep)")
     parser.add_argument("--timestamp-start", type=float, default=None,
                         help="time of the first frame in --boxes' clock (default: 900 for AVA-style files, else 0)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -53,6 +68,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-video", action="store_true", help="do not write annotated videos")
     parser.add_argument("--overwrite", action="store_true", help="recompute inputs whose results already exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_verbose_option(parser)
     parser.set_defaults(func=cmd_run)
 
 
@@ -69,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                    max_people=args.max_people, pose=args.pose, pose_fps=args.pose_fps, topk=args.topk,
                    timestamp_start=args.timestamp_start, video=not args.no_video,
                    objects=args.objects, object_threshold=args.object_threshold,
-                   progress=not args.no_progress)
+                   label_state_thr=args.label_state_thr, label_action_thr=args.label_action_thr,
+                   label_top_k=args.label_top_k, progress=not args.no_progress)
     summary = run_to_folder(args.input, args.out, workers=args.workers, tps_json=args.tps_json,
                             ava_csv=args.ava_csv, overwrite=args.overwrite, **options)
     rank, world = distributed_rank()

@@ -222,8 +222,9 @@ def tps_part_result(table: pa.Table) -> dict:
     return out
 
 
-def write_video_outputs(result, out: str | os.PathLike, video: bool = True) -> Path:
-    """Write one input's annotated video (or image), thumbnail and rows; the rows file comes last."""
+def write_video_outputs(result, out: str | os.PathLike, video: bool = True, style=None) -> Path:
+    """Write one input's annotated video (or image), thumbnail and rows; the rows file comes last. ``style``: what
+    the labels show (:class:`partwise.infer.render.Style`, default when None)."""
     from partwise.infer import render
 
     folder = video_dir(out, result.item.video_id)
@@ -231,10 +232,10 @@ def write_video_outputs(result, out: str | os.PathLike, video: bool = True) -> P
     table = rows_to_table(result.rows)
     if video:
         if result.item.kind == "image":
-            render.render_image(result.item.path, table, folder / "annotated.jpg")
+            render.render_image(result.item.path, table, folder / "annotated.jpg", style)
         else:
-            render.render_video(result.item.path, table, folder / "annotated.mp4", result.fps)
-    render.write_thumbnail(result.item, table, folder / "thumb.jpg")
+            render.render_video(result.item.path, table, folder / "annotated.mp4", result.fps, style)
+    render.write_thumbnail(result.item, table, folder / "thumb.jpg", style=style)
     classes_file = folder / VIDEO_CLASSES_FILE
     if result.video_classes is not None:
         with atomic_write(classes_file) as fh:
@@ -261,9 +262,11 @@ def _conform(table: pa.Table) -> pa.Table:
 
 
 def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = False, ava_csv: bool = False,
-          metadata: dict | None = None, notes: list[str] | None = None) -> dict[str, Path]:
+          metadata: dict | None = None, notes: list[str] | None = None,
+          failed: list[tuple[str, str]] | None = None) -> dict[str, Path]:
     """Concatenate the done inputs' rows (in ``video_ids`` order, each input once) and write the merged files;
-    ``metadata`` goes to ``run.json``; one-line remarks for the user are appended to ``notes``."""
+    ``metadata`` goes to ``run.json``; one-line remarks for the user are appended to ``notes``; ``failed``
+    ``[(video_id, error)]`` (this run's failed inputs) are listed on the page."""
     out = Path(out)
     notes = notes if notes is not None else []
     done = [v for v in dict.fromkeys(video_ids) if video_done(out, v)]
@@ -298,7 +301,7 @@ def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = Fals
             if done:
                 notes.append("pred_vid_result.json needs --video-model (the Kinetics-TPS score needs it beside "
                              f"pred_part_result.json); {len(unclassified)} of {len(done)} inputs have no video class")
-    write_html(out, done, table, paths["html"], classes, metadata)
+    write_html(out, done, table, paths["html"], classes, metadata, failed=failed)
     return paths
 
 
@@ -330,37 +333,186 @@ def _describe_models(metadata: dict | None) -> str:
     return "<p>" + "; ".join(out) + "</p>"
 
 
-def _warnings_box(metadata: dict | None) -> str:
-    """The run's warnings (a model trained on synthetic data) in a box at the top of the page."""
+def _warnings_box(metadata: dict | None, failed: list[tuple[str, str]] | None = None) -> str:
+    """The run's warnings (a model trained on synthetic data) and the inputs that failed (and why) in a box at the
+    top of the page."""
     lines = (metadata or {}).get("warnings") or []
-    if not lines:
+    if not lines and not failed:
         return ""
     items = "".join(f"<li>{html.escape(str(line))}</li>" for line in lines)
+    items += "".join(f"<li class='failed'>input <strong>{html.escape(str(vid))}</strong> failed and was skipped: "
+                     f"{html.escape(str(error))}</li>" for vid, error in failed or [])
     return ("<div class='warnings' style='border:2px solid #c00;background:#fee;padding:0.5em 1em;margin:1em 0'>"
             f"<strong>Warning</strong><ul>{items}</ul></div>")
 
 
+#: colours of the timeline's states and actions, most frequent first (the rest are "other", grey).
+TIMELINE_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
+                    "#9c755f", "#86bcb6", "#d37295", "#a0cbe8")
+OTHER_COLOUR = "#bbbbbb"
+#: at most this many tracks get a timeline row (the longest tracks).
+TIMELINE_MAX_TRACKS = 60
+
+_PAGE_CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}"
+             "td,th{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}"
+             "img{width:320px}video,img.full{max-width:100%;width:800px;background:#000}"
+             ".counts span{display:inline-block;margin-right:1.5em}.counts b{font-size:1.3em}"
+             "section.input{border-top:2px solid #ccc;margin-top:2em;padding-top:0.5em}"
+             ".legend span{display:inline-block;margin:0 1em 0.3em 0;font-size:0.9em}"
+             ".legend i{display:inline-block;width:0.9em;height:0.9em;margin-right:0.3em;vertical-align:-0.1em}"
+             "svg.timeline text{font-family:sans-serif}.note{color:#555}")
+
+
+def _media_html(vid: str, folder: Path) -> str:
+    """The annotated video inline (an HTML5 player, relative src) or the annotated image."""
+    from urllib.parse import quote
+
+    rel = f"videos/{quote(vid)}"
+    if (folder / "annotated.mp4").is_file():
+        return (f"<video controls preload='metadata' src='{html.escape(rel)}/annotated.mp4'>"
+                f"<a href='{html.escape(rel)}/annotated.mp4'>annotated.mp4</a></video>")
+    if (folder / "annotated.jpg").is_file():
+        return f"<img class='full' alt='{html.escape(vid)}' src='{html.escape(rel)}/annotated.jpg'>"
+    return "<p class='note'>no annotated video (--no-video)</p>"
+
+
+def _colour_map(counter: Counter) -> dict[str, str]:
+    return {name: TIMELINE_COLOURS[i] for i, (name, _) in enumerate(counter.most_common(len(TIMELINE_COLOURS)))}
+
+
+def _timeline_svg(rows: list[dict]) -> tuple[str, str]:
+    """An input's per-track timeline (inline SVG): x = time, one row per track (``<g class='track'>``), its top
+    part state per keyframe as coloured segments (upper band) and its top action (lower band, when a model gives
+    actions); consecutive keyframes with the same state are one segment, named when wide enough; hovering shows
+    every state and action. Returns ``(svg, legend html)``."""
+    from partwise.infer import render
+
+    if not rows:
+        return "", ""
+    style = render.Style(top_k=1)
+    times = sorted({float(r["time_s"]) for r in rows})
+    spacing = min(np.diff(times)) if len(times) > 1 else 1.0
+    t0, t1 = times[0] - spacing / 2, times[-1] + spacing / 2
+    tracks: dict[int, list[dict]] = {}
+    for r in rows:
+        tracks.setdefault(int(r["track_id"]), []).append(r)
+    shown = sorted(sorted(tracks, key=lambda t: -len(tracks[t]))[:TIMELINE_MAX_TRACKS])
+    state_of, action_of, detail = {}, {}, {}
+    for r in rows:
+        key = (int(r["track_id"]), float(r["time_s"]))
+        states = render.state_entries(r, style)
+        state_of[key] = states[0][0] if states else None
+        actions = render.action_entries(r, style)
+        action_of[key] = actions[0][0] if actions else None
+        every = render.state_entries(r, render.Style(top_k=5)) + render.action_entries(r, render.Style(top_k=5))
+        detail[key] = "; ".join(render._fmt(n, s) for n, s in every)
+    state_colours = _colour_map(Counter(v for v in state_of.values() if v))
+    action_colours = _colour_map(Counter(v for v in action_of.values() if v))
+    with_actions = bool(action_colours)
+    left, width, row_h, top = 56, 860, 30 if with_actions else 22, 22
+    height = top + row_h * len(shown) + 8
+
+    def x(t: float) -> float:
+        return left + (t - t0) / max(t1 - t0, 1e-9) * width
+
+    out = [f"<svg class='timeline' width='{left + width + 10}' height='{height}' "
+           f"viewBox='0 0 {left + width + 10} {height}' role='img' aria-label='part states and actions per track "
+           "over time'>"]
+    span = t1 - t0
+    step = next((s for s in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600) if span / s <= 12), 7200)
+    tick = np.ceil(t0 / step) * step
+    while tick <= t1 + 1e-9:
+        out.append(f"<line x1='{x(tick):.1f}' y1='{top - 4}' x2='{x(tick):.1f}' y2='{height - 6}' stroke='#ddd'/>"
+                   f"<text x='{x(tick):.1f}' y='{top - 8}' font-size='11' text-anchor='middle' fill='#555'>"
+                   f"{tick + 0.0 if abs(tick) > 1e-9 else 0:g}s</text>")
+        tick += step
+    for i, tid in enumerate(shown):
+        y = top + i * row_h
+        band = row_h - 8 if not with_actions else 14
+        out.append(f"<g class='track' data-track='{tid}'><text x='{left - 6}' y='{y + band - 2}' font-size='12' "
+                   f"text-anchor='end'>#{tid}</text>")
+        points = sorted({float(r["time_s"]) for r in tracks[tid]})
+        for values, colours, y0, h in ((state_of, state_colours, y, band),
+                                       (action_of, action_colours, y + band + 1, row_h - band - 5)):
+            if values is action_of and not with_actions:
+                continue
+            run: list[float] = []
+            for j, t in enumerate(points + [None]):
+                same = (t is not None and run and values[(tid, t)] == values[(tid, run[0])]
+                        and t - run[-1] <= 1.5 * spacing)
+                if run and not same:
+                    name = values[(tid, run[0])]
+                    xa, xb = x(run[0] - spacing / 2), x(run[-1] + spacing / 2)
+                    fill = colours.get(name, OTHER_COLOUR) if name else "#eeeeee"
+                    tip = " | ".join(f"{ts:g}s: {detail[(tid, ts)]}" for ts in run[:8])
+                    out.append(f"<rect x='{xa:.1f}' y='{y0}' width='{max(1.0, xb - xa - 0.5):.1f}' height='{h}' "
+                               f"fill='{fill}'><title>#{tid} {html.escape(tip)}</title></rect>")
+                    if name and h >= 12 and xb - xa > 7 * len(name):
+                        out.append(f"<text x='{xa + 3:.1f}' y='{y0 + h - 3}' font-size='10' fill='#fff' "
+                                   f"pointer-events='none'>{html.escape(render._pretty(name))}</text>")
+                    run = []
+                if t is not None:
+                    run.append(t)
+        out.append("</g>")
+    out.append("</svg>")
+    legend = "".join(f"<span><i style='background:{c}'></i>{html.escape(render._pretty(n))}</span>"
+                     for n, c in state_colours.items())
+    legend = f"<div class='legend'><b>part states</b>: {legend}<span><i style='background:{OTHER_COLOUR}'></i>other</span></div>"
+    if with_actions:
+        legend += "<div class='legend'><b>actions</b> (lower band): " + "".join(
+            f"<span><i style='background:{c}'></i>{html.escape(render._pretty(n))}</span>"
+            for n, c in action_colours.items()) + "</div>"
+    if len(shown) < len(tracks):
+        legend += f"<p class='note'>{len(shown)} longest of {len(tracks)} tracks shown</p>"
+    return "".join(out), legend
+
+
+def _evaluation_html(metadata: dict | None) -> str:
+    """The evaluation numbers when the run has them (``metadata["evaluation"]``: ``{name: value}``), else a line
+    saying there is no ground truth."""
+    evaluation = (metadata or {}).get("evaluation")
+    if not evaluation:
+        return ("<p class='note'>No evaluation numbers: <code>partwise run</code> is given no ground truth "
+                "(score the rows with <code>partwise eval</code>).</p>")
+    items = "".join(f"<li>{html.escape(str(k))}: {html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</li>"
+                    for k, v in evaluation.items())
+    return f"<h2>Evaluation</h2><ul class='evaluation'>{items}</ul>"
+
+
 def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
-               video_classes: dict[str, list | None] | None = None, metadata: dict | None = None) -> None:
-    """One page: per input a thumbnail (inline JPEG), counts of keyframes, people and tracks, its top video classes
-    (with --video-model), the most frequent actions (and Activity2Vec verbs) and part states, and links to its
-    annotated video and rows."""
+               video_classes: dict[str, list | None] | None = None, metadata: dict | None = None,
+               failed: list[tuple[str, str]] | None = None) -> None:
+    """One self-contained page (inline CSS and SVG, no network; media by relative links): warnings (models trained
+    on synthetic data, ``failed`` inputs and why), counts, the models and where people came from, a table with per
+    input a thumbnail (inline JPEG), counts of keyframes, people and tracks, its top video classes (with
+    --video-model), the most frequent actions (and Activity2Vec verbs) and part states; then per input the
+    annotated video (HTML5 player) and a per-track timeline of part states and actions (:func:`_timeline_svg`)."""
     from partwise import vocab
 
     ava80 = vocab.load("ava80")
     video_classes = video_classes or {}
     with_classes = any(video_classes.get(v) for v in video_ids)
     by_video: dict[str, list[dict]] = {}
-    for r in table.select(["video_id", "frame_index", "track_id", "actions", "verbs", "pasta"]).to_pylist():
+    columns = ["video_id", "frame_index", "time_s", "track_id", "actions", "verbs", "pasta", "pasta_scores",
+               "action_scores", "verb_scores"]
+    for r in table.select([c for c in columns if c in table.column_names]).to_pylist():
         by_video.setdefault(r["video_id"], []).append(r)
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>partwise run</title><style>"
-             "body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:6px;"
-             "vertical-align:top;text-align:left}img{width:320px}</style></head><body>",
-             f"<h1>partwise run</h1>{_warnings_box(metadata)}<p>{len(video_ids)} inputs, {table.num_rows} person rows "
-             "(<a href='persons.parquet'>persons.parquet</a>, <a href='persons.jsonl'>persons.jsonl</a>, "
-             "<a href='run.json'>run.json</a>)</p>", _describe_models(metadata),
+    shown_rows = [r for v in video_ids for r in by_video.get(v, [])]
+    n_tracks = sum(len({r["track_id"] for r in by_video.get(v, [])}) for v in video_ids)
+    n_keyframes = sum(len({r["frame_index"] for r in by_video.get(v, [])}) for v in video_ids)
+    counts = (f"<p class='counts'><span><b>{len(video_ids)}</b> inputs</span>"
+              + (f"<span><b>{len(failed)}</b> failed</span>" if failed else "")
+              + f"<span><b>{len(shown_rows)}</b> people (person rows)</span><span><b>{n_tracks}</b> tracks</span>"
+              f"<span><b>{n_keyframes}</b> keyframes with people</span></p>")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>partwise run</title><style>{_PAGE_CSS}"
+             "</style></head><body>",
+             f"<h1>partwise run</h1>{_warnings_box(metadata, failed)}{counts}<p>{len(video_ids)} inputs, "
+             f"{table.num_rows} person rows (<a href='persons.parquet'>persons.parquet</a>, "
+             "<a href='persons.jsonl'>persons.jsonl</a>, <a href='run.json'>run.json</a>)</p>",
+             _describe_models(metadata), _evaluation_html(metadata),
              "<table><tr><th>input</th><th>preview</th><th>keyframes / rows / tracks</th>"
              + ("<th>video class</th>" if with_classes else "") + "<th>top actions</th><th>top part states</th></tr>"]
+    sections = []
     for vid in video_ids:
         rows = by_video.get(vid, [])
         folder = video_dir(out, vid)
@@ -370,14 +522,24 @@ def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
         media = next((f for f in ("annotated.mp4", "annotated.jpg") if (folder / f).is_file()), None)
         rel = f"videos/{html.escape(vid)}"
         link = f"<br><a href='{rel}/{media}'>{media}</a>" if media else ""
-        actions = Counter(ava80.name_of(a) for r in rows for a in r["actions"])
+        actions = Counter(ava80.name_of(a) for r in rows for a in r["actions"] or [])
         actions.update(v for r in rows for v in (r["verbs"] or [])[:1])
-        states = Counter(s for r in rows for s in r["pasta"][:3])
+        states = Counter(s for r in rows for s in (r["pasta"] or [])[:3])
         classes = ", ".join(f"{html.escape(c)} ({p:.2f})" for c, p in (video_classes.get(vid) or [])[:3]) or "&ndash;"
-        parts.append(f"<tr><td>{html.escape(vid)}{link}<br><a href='{rel}/{PERSONS_FILE}'>rows</a></td><td>{img}</td>"
+        anchor = f"input-{len(sections)}"
+        parts.append(f"<tr><td><a href='#{anchor}'>{html.escape(vid)}</a>{link}<br>"
+                     f"<a href='{rel}/{PERSONS_FILE}'>rows</a></td><td>{img}</td>"
                      f"<td>{len({r['frame_index'] for r in rows})} / {len(rows)} / {len({r['track_id'] for r in rows})}"
                      f"</td>" + (f"<td>{classes}</td>" if with_classes else "")
                      + f"<td>{_top(actions)}</td><td>{_top(states)}</td></tr>")
-    parts.append("</table></body></html>\n")
+        svg, legend = _timeline_svg(rows) if len({r["time_s"] for r in rows}) > 1 else ("", "")
+        timeline = (f"<h3>Part states and actions per track over time</h3>{svg}{legend}" if svg else
+                    "<p class='note'>no people found</p>" if not rows else
+                    "<p class='note'>one keyframe: no timeline (its states are in the table above)</p>")
+        sections.append(f"<section class='input' id='{anchor}'><h2>{html.escape(vid)}</h2>"
+                        f"{_media_html(vid, folder)}{timeline}</section>")
+    parts.append("</table>")
+    parts += sections
+    parts.append("</body></html>\n")
     with atomic_write(path) as fh:
         fh.write("".join(parts))

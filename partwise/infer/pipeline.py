@@ -92,6 +92,10 @@ class RunOptions:
     state_threshold: float = 0.5
     action_threshold: float = 0.5
     timestamp_start: float | None = None
+    # what the annotated video's labels show (partwise.infer.render.Style): --state-thr, --action-thr, --top-k
+    label_state_thr: float = 0.3
+    label_action_thr: float = 0.5
+    label_top_k: int = 3
     video: bool = True
     progress: bool = True
 
@@ -108,6 +112,8 @@ class RunOptions:
             raise ConfigError("--detector-threshold must be in [0, 1] and the detector's NMS IoU in (0, 1]")
         if not 0 <= self.object_threshold <= 1:
             raise ConfigError(f"--object-threshold must be in [0, 1], got {self.object_threshold}")
+        if not 0 <= self.label_state_thr <= 1 or not 0 <= self.label_action_thr <= 1 or self.label_top_k < 0:
+            raise ConfigError("--state-thr and --action-thr must be in [0, 1] and --top-k at least 0")
 
 
 @dataclass(frozen=True)
@@ -644,7 +650,7 @@ def process_item(item: InputItem, options: RunOptions, boxes: dict | None = None
     ``pose``'s own person finder."""
     import time
 
-    from tqdm import tqdm
+    from partwise.progress import bar as tqdm
 
     from partwise import vocab
     from partwise.infer.kinematics import TPS_PARTS, kinematic_states
@@ -879,13 +885,20 @@ def _run_one(item: InputItem, position: int = 1) -> tuple[str, str | None, Timin
         result = process_item(item, state.options, state.boxes, state.model, state.pose, position,
                               detector=state.detector, video_model=state.video_model, objects=state.objects)
         t0 = time.perf_counter()
-        outputs.write_video_outputs(result, state.out, video=state.options.video)
+        outputs.write_video_outputs(result, state.out, video=state.options.video, style=label_style(state.options))
         result.timings.write += time.perf_counter() - t0
     except PartwiseError as exc:
         return item.video_id, str(exc), Timings()
     except (OSError, ValueError, RuntimeError) as exc:  # a decoder or library failing on a damaged file
         return item.video_id, f"{item.path}: {type(exc).__name__}: {exc}", Timings()
     return item.video_id, None, result.timings
+
+
+def label_style(options: RunOptions):
+    """The annotated video's :class:`partwise.infer.render.Style` from ``options``."""
+    from partwise.infer.render import Style
+
+    return Style(state_thr=options.label_state_thr, action_thr=options.label_action_thr, top_k=options.label_top_k)
 
 
 def _run_in_pool(items: list[InputItem], options: RunOptions, out: Path, workers: int,
@@ -987,12 +1000,12 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     once, before any input is processed (default: ``partwise: warning: ...`` on stderr), on rank 0 only; it is also
     in the summary, ``run.json`` and ``index.html``. Under ``torchrun`` each rank takes every ``world_size``-th
     input; rank 0 merges after a barrier (other ranks return with an empty ``merged``)."""
-    from tqdm import tqdm
-
     from partwise.infer import outputs
+    from partwise.progress import bar as tqdm
+    from partwise.progress import write as progress_write
 
     options.check()
-    err = err or (lambda line: tqdm.write(line, file=sys.stderr))
+    err = err or progress_write
     items = discover_inputs(inputs)
     out = Path(out)
     rank, world = distributed_rank()
@@ -1037,7 +1050,7 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     t0 = time.perf_counter()
     notes: list[str] = []
     merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
-                           metadata=metadata, notes=notes)
+                           metadata=metadata, notes=notes, failed=failed)
     timings.write += time.perf_counter() - t0
     return RunSummary(done, skipped, failed, timings, merged, notes, metadata["warnings"], metadata)
 

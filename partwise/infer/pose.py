@@ -15,6 +15,13 @@ mediapipe is imported lazily, on the first estimator built; without it :class:`P
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import re
+import sys
+import threading
+
 import numpy as np
 
 from partwise.errors import ConfigError
@@ -83,25 +90,148 @@ def box_from_keypoints(keypoints: np.ndarray, width: int, height: int, min_score
                      min(width - 1.0, hi[0] + pad[0]), min(height - 1.0, hi[1] + pad[1])])
 
 
+#: first inferences of one estimator run with stderr quieted (native TensorFlow Lite/absl lines), unless verbose
+QUIET_CALLS = 50
+_STDERR_LOCK = threading.RLock()
+
+
+def verbose_logging() -> bool:
+    """True under ``--verbose`` (``PARTWISE_VERBOSE=1``): third-party native logging is left alone."""
+    return os.environ.get("PARTWISE_VERBOSE", "") not in ("", "0")
+
+
+def silence_native_logging() -> None:
+    """Before mediapipe/TensorFlow are imported: glog/TensorFlow minimum levels to ERROR, absl's Python logger to
+    ERROR -- unless verbose. Their C++ lines that ignore these (TensorFlow Lite's ``INFO: Created TensorFlow Lite
+    XNNPACK delegate``, absl's ``W0000 ...`` before ``InitializeLog``) are muted by :func:`native_stderr_quiet`."""
+    if verbose_logging():
+        return
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except Exception:  # absl not installed
+        pass
+
+
+#: native lines of TensorFlow Lite, absl and glog that :func:`filter_native_stderr` drops
+NATIVE_NOISE = re.compile(rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+                          rb"|[IWE]\d{4} [\d:. ]+\s*\d+ [\w./-]+:\d+\] )")
+_FILTER: dict = {}
+
+
+def filter_native_stderr() -> None:
+    """Drop TensorFlow Lite/absl/glog lines written to file descriptor 2 by native threads (they ignore the log
+    level variables and print asynchronously, after the call that started them). Installed once per process:
+    fd 2 becomes a pipe read by a thread that forwards every other byte to the original stderr at once. Undone at
+    exit (the pipe drained first). Not installed under ``--verbose``."""
+    with _STDERR_LOCK:
+        if _FILTER or verbose_logging():
+            return
+        from partwise import progress
+
+        try:
+            sys.stderr.flush()
+            progress.STDERR_TTY = progress.stderr_is_tty()  # bars keep their style behind the pipe
+            saved = os.dup(2)
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, 2)
+            os.close(write_end)
+        except (OSError, ValueError, AttributeError):
+            return
+
+        def forward() -> None:
+            held = b""
+            while True:
+                try:
+                    chunk = os.read(read_end, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                held += chunk
+                pieces = re.split(rb"(?<=[\n\r])", held)
+                held = pieces.pop() if pieces and not pieces[-1].endswith((b"\n", b"\r")) else b""
+                out = b"".join(p for p in pieces if not NATIVE_NOISE.match(p))
+                if held and not re.match(rb"^(INFO|WARNING|[IWE]\d)", held):  # a bar's text: show it now
+                    out, held = out + held, b""
+                if out:
+                    try:
+                        os.write(saved, out)
+                    except OSError:
+                        pass
+            if held and not NATIVE_NOISE.match(held):
+                os.write(saved, held)
+            os.close(read_end)
+
+        thread = threading.Thread(target=forward, name="partwise-stderr-filter", daemon=True)
+        thread.start()
+        _FILTER.update(saved=saved, thread=thread)
+        atexit.register(_restore_stderr)
+
+
+def _restore_stderr() -> None:
+    if not _FILTER:
+        return
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    os.dup2(_FILTER["saved"], 2)  # the pipe's last write end closes: the thread drains it and stops
+    _FILTER["thread"].join(timeout=2.0)
+    os.close(_FILTER["saved"])
+    _FILTER.clear()
+
+
+@contextlib.contextmanager
+def native_stderr_quiet(enabled: bool = True):
+    """Point file descriptor 2 at /dev/null for the block (native libraries write there directly)."""
+    if not enabled:
+        yield
+        return
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
 class PoseEstimator:
     """MediaPipe Pose in static-image mode (each call independent: crops of different people must not share a
     tracking state). ``model_complexity`` 0 (fast), 1 (default) or 2 (accurate)."""
 
     def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5):
-        import os
         import warnings
 
-        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's native INFO/WARNING lines
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # protobuf's deprecation warning fires on every call of mediapipe 0.10.14's process().
         warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+        self._quiet = not verbose_logging()
+        silence_native_logging()
+        filter_native_stderr()
         try:
-            import mediapipe as mp
+            with native_stderr_quiet(self._quiet):
+                import mediapipe as mp
         except Exception as exc:  # ImportError, or a broken native library
             raise PoseUnavailable(f"the pose extra is not available ({exc}); install it with "
                                   "pip install 'partwise[pose]' (mediapipe, Python <= 3.12)") from None
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=model_complexity,
-                                            min_detection_confidence=min_detection_confidence)
+        with native_stderr_quiet(self._quiet):
+            self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=model_complexity,
+                                                min_detection_confidence=min_detection_confidence)
+        # TensorFlow Lite and absl print from native code on the first inferences (the landmark model runs only
+        # once a person is found): stderr is quieted until a call found one (at most QUIET_CALLS calls)
+        self._quiet_calls = QUIET_CALLS if self._quiet else 0
 
     def close(self) -> None:
         self._pose.close()
@@ -114,7 +244,14 @@ class PoseEstimator:
 
     def _run(self, image_rgb: np.ndarray) -> np.ndarray | None:
         """(33, 4) landmarks normalized to ``image_rgb``, or None when no person is found."""
-        result = self._pose.process(np.ascontiguousarray(image_rgb, dtype=np.uint8))
+        if self._quiet_calls > 0:
+            self._quiet_calls -= 1
+            with native_stderr_quiet(True):
+                result = self._pose.process(np.ascontiguousarray(image_rgb, dtype=np.uint8))
+            if result.pose_landmarks is not None:
+                self._quiet_calls = 0
+        else:
+            result = self._pose.process(np.ascontiguousarray(image_rgb, dtype=np.uint8))
         if result.pose_landmarks is None:
             return None
         return np.array([[p.x, p.y, p.z, p.visibility] for p in result.pose_landmarks.landmark])

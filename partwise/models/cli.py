@@ -6,20 +6,26 @@ import json
 
 import torch
 
+from partwise.clihelp import examples
 from partwise.models import MODELS
 from partwise.models.checkpoint import (detect_source, load_state_dict, mmaction2_detector_config,
                                         parameter_count, read_checkpoint, state_dict_of)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("models", help="list model constructors, inspect checkpoints")
+    parser = subparsers.add_parser("models", help="list model constructors, inspect checkpoints",
+                                   **examples("partwise models list", "partwise models inspect demo/model/model.pt"))
     sub = parser.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
     p_list = sub.add_parser("list", help="model constructors with their parameter counts; weights by name with "
-                                         "domain, licence and whether installed")
+                                         "domain, licence and whether installed",
+                         **examples("partwise models list", "partwise models list --json"))
     p_list.add_argument("--json", action="store_true", help="print JSON")
     p_list.set_defaults(func=run_list)
-    p_inspect = sub.add_parser("inspect", help="source, keys, shapes and mapping report of a checkpoint")
-    p_inspect.add_argument("checkpoint")
+    p_inspect = sub.add_parser("inspect", help="source, keys, shapes and mapping report of a checkpoint",
+                               **examples("partwise models inspect demo/model/model.pt",
+                                          "partwise models inspect slowonly_r50.pth --keys --json"))
+    p_inspect.add_argument("checkpoint", help="a checkpoint file (partwise model.pt, mmaction2/SlowFast .pth/.pkl, "
+                                              "Activity2Vec/TIN weights)")
     p_inspect.add_argument("--keys", action="store_true", help="list every key with its shape")
     p_inspect.add_argument("--json", action="store_true", help="print JSON")
     p_inspect.set_defaults(func=run_inspect)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from partwise.clihelp import examples
+
 
 def _size(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
@@ -29,7 +31,9 @@ def register(subparsers) -> None:
         "synth", help="generate synthetic videos of stick figures with part-state labels in the real formats",
         description="Generate short videos of articulated figures whose drawn poses carry their PaSta, AVA action "
                     "and Kinetics-TPS labels, written as AVA, HAKE-AVA, GIO and Kinetics-TPS annotations plus a "
-                    "canonical truth.parquet. Deterministic per seed.")
+                    "canonical truth.parquet. Deterministic per seed.",
+        **examples("partwise synth demo/data --seed 0 --videos 4 --seconds 10",
+                   "partwise synth /tmp/tiny --videos 1 --seconds 3 --size 160x120 --no-progress"))
     parser.add_argument("out", metavar="OUT", help="output folder (created; must be absent or empty)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--videos", type=int, default=4, help="number of videos (default 4)")

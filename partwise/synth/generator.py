@@ -509,7 +509,7 @@ def generate(out: str | os.PathLike, cfg: SynthConfig, *, progress: bool = False
     Returns a summary dict (video ids, splits, classes, counts). Raises :class:`ConfigError` for bad parameters or
     an existing non-empty ``out`` without ``overwrite``.
     """
-    from tqdm import tqdm
+    from partwise.progress import bar as tqdm
 
     from partwise.errors import ConfigError
     from partwise.io import atomic_dir

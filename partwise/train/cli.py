@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from partwise.clihelp import examples
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -11,7 +13,10 @@ def register(subparsers) -> None:
         description="Train the task a YAML config names (ava_detector, st_activity2vec, ...). Every key can be "
                     "overridden as key.sub=value. The config is validated before any work starts. Writes "
                     "run.out_dir/{checkpoint.pt, metrics.csv, loss.png, model.pt, eval.json, eval_*.png}. Run the "
-                    "same command under 'torchrun --nproc_per_node N -m partwise train ...' for DDP.")
+                    "same command under 'torchrun --nproc_per_node N -m partwise train ...' for DDP.",
+        **examples("partwise train configs/synth_st_activity2vec.yaml data.root=demo/data run.out_dir=demo/model",
+                   "partwise train configs/synth_st_activity2vec.yaml run.max_steps=10 --check",
+                   "torchrun --nproc_per_node 2 -m partwise train configs/ava_slowonly.yaml --resume"))
     parser.add_argument("config", metavar="CONFIG.yaml", help="task config (see configs/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.max_steps=10")
     parser.add_argument("--resume", action="store_true", help="continue from run.out_dir/checkpoint.pt")

@@ -269,7 +269,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
         out_dir.mkdir(parents=True, exist_ok=True)
     bar = None
     if progress and rank == 0:
-        from tqdm import tqdm
+        from partwise.progress import bar as tqdm
 
         bar = tqdm(total=run.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     batches = iter(loader)
@@ -348,19 +348,79 @@ def write_metrics(out_dir: Path, history: list[dict]) -> None:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
+    plot_training(out_dir / "loss.png", history)
+
+
+def plot_training(path: Path, history: list[dict], evaluation: dict | None = None) -> None:
+    """``loss.png``: the training loss (raw and smoothed, with its logged components) beside the learning rate;
+    validation values when known (``val_*`` columns of the history, and the end-of-run ``evaluation``: its
+    ``val_loss`` as a point at the last step, mAPs in a note). Named on stderr."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = [r["step"] for r in history]
-    ax.plot(steps, [r["loss"] for r in history], linewidth=1)
+    from partwise.progress import wrote
+
+    if not history:
+        return
+    steps = np.asarray([r["step"] for r in history], dtype=np.float64)
+    has_lr = any("lr" in r for r in history)
+    fig, axes = plt.subplots(1, 2 if has_lr else 1, figsize=(12 if has_lr else 7, 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1]} if has_lr else None)
+    ax = axes[0][0]
+
+    def column(key):
+        return np.asarray([r.get(key, np.nan) for r in history], dtype=np.float64)
+
+    loss = column("loss")
+    ax.plot(steps, loss, linewidth=0.8, alpha=0.35, color="#1f77b4", label="loss")
+    if len(loss) >= 10:
+        window = max(2, len(loss) // 25)
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, linewidth=1.6, color="#1f77b4", label=f"loss (mean of {window})")
+    skip = {"step", "loss", "lr", "seconds"}
+    components = sorted(k for k in {k for r in history for k in r} - skip if not k.startswith("val_"))
+    for i, key in enumerate(components[:6]):
+        values = column(key)
+        if np.isfinite(values).any() and (values[np.isfinite(values)] > 0).all():
+            ax.plot(steps, values, linewidth=0.8, alpha=0.8, label=key, color=f"C{i + 1}")
+    for key in sorted(k for k in {k for r in history for k in r} if k.startswith("val_")):
+        values = column(key)
+        ok = np.isfinite(values)
+        if ok.any():
+            ax.plot(steps[ok], values[ok], "o-", markersize=4, linewidth=1.2, label=key.replace("_", " "))
+    notes = []
+    for key, res in (evaluation or {}).items():
+        if not isinstance(res, dict):
+            continue
+        if key == "val_loss" and isinstance(res.get("value"), (int, float)):
+            ax.plot([steps[-1]], [res["value"]], "D", color="#d62728", markersize=6,
+                    label=f"validation loss {res['value']:.4f}")
+        elif isinstance(res.get("mAP"), (int, float)):
+            prior = res.get("prior_mAP")
+            notes.append(f"val {key} mAP {100 * res['mAP']:.2f}"
+                         + (f" (frequency prior {100 * prior:.2f})" if isinstance(prior, (int, float)) else ""))
+    if notes:
+        ax.text(0.99, 0.98, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"})
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_yscale("log")
+    if np.nanmin(loss) > 0:
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("training loss", fontsize=10)
+    if has_lr:
+        ax2 = axes[0][1]
+        ax2.plot(steps, column("lr"), color="#2ca02c", linewidth=1.2)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("learning rate")
+        ax2.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax2.grid(alpha=0.3)
+        ax2.set_title("learning rate", fontsize=10)
     fig.tight_layout()
-    with atomic_write(out_dir / "loss.png", "wb") as fh:
+    with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
+    wrote(path)

@@ -370,7 +370,7 @@ class PersonDetectorRunner(ImageTask):
         n = len(val_ds) if not ev.max_images else min(len(val_ds), ev.max_images)
         indices = range(n)
         if progress:
-            from tqdm import tqdm
+            from partwise.progress import bar as tqdm
 
             indices = tqdm(indices, desc="eval", unit="frame", dynamic_ncols=True)
         det_image, det_boxes, det_scores, gt_image, gt_boxes, sizes = [], [], [], [], [], []
@@ -435,6 +435,9 @@ class PersonDetectorRunner(ImageTask):
         with atomic_write(path, "wb") as fh:
             fig.savefig(fh, format="png", dpi=100)
         plt.close(fig)
+        from partwise.progress import wrote
+
+        wrote(path)
 
 
 register_task(PersonDetectorRunner)

@@ -261,7 +261,7 @@ class KeyframeTask(Task):
         n = len(val_ds) if not cfg.eval.max_keyframes else min(len(val_ds), cfg.eval.max_keyframes)
         indices = range(n)
         if progress:
-            from tqdm import tqdm
+            from partwise.progress import bar as tqdm
 
             indices = tqdm(indices, desc="eval", unit="clip", dynamic_ncols=True)
         with torch.no_grad():
@@ -318,7 +318,7 @@ class KeyframeTask(Task):
             results[kind] = {"model": ours.to_json_dict(), "frequency_prior": base.to_json_dict(),
                              "mAP": ours.value, "prior_mAP": base.value, "classes": len(present)}
             if out_dir is not None:
-                ours.plot(str(out_dir / f"eval_{kind}.png"))
+                ours.plot(str(out_dir / f"eval_{kind}.png"), baseline=base.value)
         if out_dir is not None:
             from partwise.io import atomic_write
 
@@ -553,6 +553,9 @@ def run_task(runner, *, resume: bool = False, progress: bool = True, evaluate: b
     summary["seconds"] = result.history[-1].get("seconds") if result.history else 0.0
     if evaluate and cfg.eval.enabled:
         summary["eval"] = runner.evaluate(model, train_ds, val_ds, out_dir, progress=progress)
+        from partwise.train.engine import plot_training
+
+        plot_training(out_dir / "loss.png", result.history, summary["eval"])  # now with the validation figures
     return summary
 
 

@@ -339,7 +339,7 @@ class TINRunner(ImageTask):
         device = next(model.parameters()).device
         iterator = range(len(val_ds))
         if progress:
-            from tqdm import tqdm
+            from partwise.progress import bar as tqdm
 
             iterator = tqdm(iterator, desc="eval hico-det", unit="img")
         with torch.no_grad():

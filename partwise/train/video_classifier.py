@@ -361,7 +361,7 @@ class VideoClassifierRunner(Task):
         n = len(dataset) if not self.cfg.eval.max_videos else min(len(dataset), self.cfg.eval.max_videos)
         indices = range(n)
         if progress:
-            from tqdm import tqdm
+            from partwise.progress import bar as tqdm
 
             indices = tqdm(indices, desc="eval", unit="video", dynamic_ncols=True)
         out = [predict_video(net, lambda idx, i=i: dataset.read_frames(i, idx), dataset.num_frames(i))
@@ -454,6 +454,9 @@ def plot_confusion(labels: np.ndarray, pred: np.ndarray, names: list[str], path:
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
+    from partwise.progress import wrote
+
+    wrote(path)
 
 
 register_task(VideoClassifierRunner)
