@@ -57,3 +57,42 @@ def test_page_lists_the_failed_input_and_why(run_out):
     reason = box.split("broken</strong> failed and was skipped: ", 1)[1].split("</li>", 1)[0]
     assert "broken.mp4" in reason  # the error line, with the file
     assert "No evaluation numbers" in page  # no ground truth given to the run: said so
+
+
+def test_page_in_headless_chromium_plays_the_video_and_shows_the_timeline(run_out, tmp_path):
+    """The page as a browser shows it: the inline video loads and plays from file://, the timeline is drawn (one
+    row per track, visible); a screenshot is kept in the test folder (and $PARTWISE_SCREENSHOTS when set)."""
+    import os
+    import time
+
+    pytest.importorskip("selenium", reason="selenium not installed (bash scripts/browser-deps.sh)")
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import CHROMIUM, DRIVER, MISSING, chromium
+
+    if not (CHROMIUM and DRIVER):
+        pytest.skip(MISSING)
+    out, vid, _ = run_out
+    with chromium() as driver:
+        driver.get((out / "index.html").as_uri())
+        video = driver.find_element(By.TAG_NAME, "video")
+        deadline = time.monotonic() + 15
+        while driver.execute_script("return arguments[0].readyState", video) < 2:
+            assert time.monotonic() < deadline, "the inline video did not load"
+            time.sleep(0.1)
+        assert driver.execute_script("return arguments[0].error", video) is None
+        driver.execute_script("arguments[0].muted = true; arguments[0].play()", video)
+        start = time.monotonic()
+        while driver.execute_script("return arguments[0].currentTime", video) <= 0.2:
+            assert time.monotonic() - start < 15, "the inline video does not play"
+            time.sleep(0.1)
+        svg = driver.find_element(By.CSS_SELECTOR, "svg.timeline")
+        assert svg.is_displayed() and svg.size["width"] > 200 and svg.size["height"] > 20
+        tracks = {r["track_id"] for r in pq.read_table(out / "persons.parquet").to_pylist()}
+        rows = driver.find_elements(By.CSS_SELECTOR, "svg.timeline g.track")
+        assert len(rows) == len(tracks) and all(r.is_displayed() for r in rows)
+        shot = tmp_path / "report-page.png"
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("PARTWISE_SCREENSHOTS"):
+            shutil.copy(shot, Path(os.environ["PARTWISE_SCREENSHOTS"]) / shot.name)

@@ -5,7 +5,6 @@ them). Screenshots go to the test's temporary folder.
 """
 import os
 import shutil
-import tempfile
 import time
 
 import pytest
@@ -13,29 +12,15 @@ import pytest
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (bash scripts/browser-deps.sh)")
 from selenium.webdriver.common.by import By  # noqa: E402
 
-CHROMIUM = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))), None)
-DRIVER = shutil.which("chromedriver") or (os.path.exists("/usr/bin/chromedriver") and "/usr/bin/chromedriver") or None
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="no chromium/chromedriver found (bash scripts/browser-deps.sh installs them)")
+from tests.browser import CHROMIUM, DRIVER, MISSING, chromium  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=MISSING)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="partwise-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_script_timeout(20)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with chromium() as driver:
+        yield driver
 
 
 def _wait(condition, timeout=15.0, what="condition"):
