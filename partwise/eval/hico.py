@@ -686,4 +686,5 @@ def run(args: argparse.Namespace):
     per_class = {str(c + 1): float(default.classes.ap[c]) for c in range(N_HOI)}
     return EvalResult(protocol=f"hico-det {args.profile}", value=default.full, per_class=per_class,
                       class_names={str(i): n for i, n in zip(names.ids, names.names)}, extra=extra,
-                      curves={str(c + 1): v for c, v in default.classes.curves.items()})
+                      curves={str(c + 1): v for c, v in default.classes.curves.items()},
+                      gt_counts={str(c + 1): int(default.classes.npos[c]) for c in range(N_HOI)})

@@ -447,3 +447,23 @@ def test_matches_independent_loops_on_random_scenes(seed):
 
 def sorted_box(b):
     return [min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])]
+
+
+def test_chart_shows_only_classes_with_ground_truth(tmp_path, fixtures_dir):
+    """The HICO-DET AP chart: HOIs without a ground-truth pair are listed as "no GT", not drawn as AP 0 bars."""
+    import argparse
+
+    from partwise.eval.report import ap_bar_data
+
+    gt = fixtures_dir / "hico" / "test_hico.json"
+    pred = write(tmp_path, "pred.json", {"HICO_test2015_00000001.jpg": [
+        {"hoi": 155, "human_box": [10, 20, 110, 220], "object_box": [50, 60, 150, 160], "score": 0.9}]})
+    parser = argparse.ArgumentParser()
+    hico.add_arguments(parser)
+    args = parser.parse_args(["--gt", str(gt), "--pred", str(pred)])
+    args.plot = None  # added by the eval CLI for every metric
+    result = hico.run(args)
+    data = ap_bar_data(result)
+    with_gt = {k for k, n in result.gt_counts.items() if n > 0}
+    assert 0 < len(with_gt) < 600
+    assert len(data["bars"]) == len(with_gt) and len(data["no_gt"]) == 600 - len(with_gt)
