@@ -24,6 +24,13 @@ scene 4w), as does the skeleton width for another ``skeleton_size`` S (16 * (((S
 and f_visual have ``hidden`` and 6 * ``hidden`` units. It exists for models trained from scratch, where no
 pretrained ResNet-50 is available, small enough to ship (e.g. the ``synth-activity2vec`` weights).
 
+HAKE's ResNet-50 (``activity2vec/networks/resnet_v1/resnetv1_torch.py``) puts the stride of a stage's first
+bottleneck on its 1x1 ``conv1`` (3x3 at stride 1), not on the 3x3 as torchvision does: ``stride_in_1x1`` (default True
+for the resnet50 trunk), and :func:`load_hake_checkpoint` switches a model built the other way before it takes HAKE
+weights. ``layer4`` runs at stride ``res5_stride`` 1 (HAKE's ``cfg.FPN`` False). Checked against HAKE's own network
+with seeded random weights (``tests/fixtures/hake_originals``): f_pasta, p_pasta, p_verb agree to float32
+rounding (bit-identical on that fixture); with the stride on the 3x3 they are up to 0.28 (probabilities) off.
+
 Boxes: ``[batch_index, x1, y1, x2, y2]`` in input-image pixels. RoIs are cropped with an affine sampling grid
 (``grid_sample``, ``align_corners=False``) from the stride-16 map, as the original does -- not RoIAlign.
 Input images: BGR, 0..255, minus ``PIXEL_MEANS`` (see :func:`preprocess`), no resizing at test time.
@@ -55,7 +62,10 @@ class Activity2VecConfig:
     hidden: int = 512
     dropout: float = 0.5
     res5_stride: int = 1
-    stride_in_1x1: bool = False
+    #: resnet50 trunk: the stride of a stage's first bottleneck on its 1x1 conv1 (True, HAKE's pasta_res50 and every
+    #: HAKE checkpoint) or on the 3x3 (False, torchvision's layout). None: the trunk's own (True for resnet50; the
+    #: resnet18 trunk has no bottlenecks, False).
+    stride_in_1x1: bool | None = None
     skeleton_size: int = 64
     language_dim: int = 768
     trunk: str = "resnet50"  # resnet50 (HAKE's) | resnet18 (the light trunk of :class:`LightTrunk`)
@@ -64,6 +74,8 @@ class Activity2VecConfig:
     def __post_init__(self):
         if self.trunk not in TRUNKS:
             raise ValueError(f"trunk: expected one of {', '.join(TRUNKS)}, got {self.trunk!r}")
+        if self.stride_in_1x1 is None:
+            self.stride_in_1x1 = self.trunk == "resnet50"
         if self.trunk_width < 1:
             raise ValueError(f"trunk_width: expected a positive channel count, got {self.trunk_width}")
         if self.trunk == "resnet18" and self.stride_in_1x1:
@@ -234,7 +246,16 @@ def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = T
     """Load a HAKE checkpoint (``{"model_state_dict": ...}`` or the bare state dict) through the checkpoint adapter
     (source ``hake_activity2vec``: ``resnet50.*`` -> ``backbone.*``; HAKE's duplicate registrations
     ``image_to_head.*`` / ``resnet_layer4.*`` must hold the same tensors and are otherwise unexpected). Returns the
-    :class:`partwise.models.checkpoint.LoadReport`."""
-    from partwise.models.checkpoint import load_state_dict, state_dict_of
+    :class:`partwise.models.checkpoint.LoadReport`.
 
-    return load_state_dict(model, state_dict_of(checkpoint), "hake_activity2vec", strict=strict)
+    HAKE's bottlenecks carry their stride on the 1x1 conv: a resnet50-trunk model built with ``stride_in_1x1=False``
+    is switched to that layout (its config too) once the weights are loaded; key coverage alone cannot tell the two
+    layouts apart."""
+    from partwise.models.checkpoint import load_state_dict, state_dict_of
+    from partwise.models.resnet import set_stride_in_1x1
+
+    report = load_state_dict(model, state_dict_of(checkpoint), "hake_activity2vec", strict=strict)
+    if model.config.trunk == "resnet50" and not model.config.stride_in_1x1:
+        set_stride_in_1x1(model.backbone, True)
+        model.config.stride_in_1x1 = True
+    return report

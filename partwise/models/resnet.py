@@ -3,6 +3,14 @@ whole image and ``layer4`` applied to RoI crops.
 
 Parameter names follow the common PyTorch layout (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``
 ...), which is also the layout of HAKE's ``resnet50.*`` keys.
+
+Where a strided bottleneck puts its stride (the parameters are the same either way, so only a forward comparison
+tells them apart): ``stride_in_1x1=True`` is the original ResNet layout (MSRA's Caffe models), which
+HAKE-Action-Torch (Activity2Vec, TIN-Torch) uses -- the stride on the first 1x1 convolution (``conv1``), the 3x3 at
+stride 1; ``stride_in_1x1=False`` is torchvision's "ResNet v1.5" layout, the stride on the 3x3 (``conv2``). Weights
+trained in one layout give different features in the other (HAKE's pasta_res50 on the forward fixture of
+``tests/fixtures/hake_originals``: PaSta and verb probabilities up to 0.28 off).
+:func:`set_stride_in_1x1` switches a built network in place.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ class Bottleneck(nn.Module):
     def __init__(self, in_channels: int, width: int, stride: int = 1, stride_in_1x1: bool = False):
         super().__init__()
         out_channels = width * self.expansion
+        self.stride = stride
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = nn.Conv2d(in_channels, width, 1, stride=stride_1x1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -28,6 +37,11 @@ class Bottleneck(nn.Module):
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def set_stride_in_1x1(self, flag: bool) -> None:
+        """Put this block's stride on ``conv1`` (True) or on ``conv2`` (False); nothing changes at stride 1."""
+        s = self.stride
+        self.conv1.stride, self.conv2.stride = ((s, s), (1, 1)) if flag else ((1, 1), (s, s))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -70,7 +84,16 @@ class ResNet(nn.Module):
 
 
 def resnet50(res5_stride: int = 1, stride_in_1x1: bool = False) -> ResNet:
+    """ResNet-50 trunk; ``stride_in_1x1`` False (torchvision's layout) unless asked: HAKE's models ask for True."""
     return ResNet((3, 4, 6, 3), res5_stride, stride_in_1x1)
+
+
+def set_stride_in_1x1(module: nn.Module, flag: bool = True) -> None:
+    """Move the stride of every strided :class:`Bottleneck` in ``module`` to its 1x1 ``conv1`` (True) or its 3x3
+    ``conv2`` (False), in place (for a network built in the other layout; weights are unaffected)."""
+    for m in module.modules():
+        if isinstance(m, Bottleneck):
+            m.set_stride_in_1x1(flag)
 
 
 def freeze_batchnorm(module: nn.Module) -> None:

@@ -10,6 +10,18 @@ Shapes and conventions:
   channel 2 the pose map (P only);
 * RoI features are TF ``crop_and_resize`` crops (7x7, bilinear, samples on the box edges inclusive), not RoIAlign.
 
+ResNet-50: the stride of a stage's first bottleneck sits on its 1x1 ``conv1`` (``stride_in_1x1``, default True), as in
+HAKE-Action-Torch's ``resnet_v1`` that TIN-Torch builds on and every PyTorch TIN checkpoint carries; False builds
+torchvision's layout (stride on the 3x3). TIN-Torch's checkpoints (``{"model_state_dict": ...}`` of
+``lib/networks/TIN_HICO.py``'s ``TIN_ResNet50``) load by name with :func:`load_tin_torch_checkpoint`, which also
+builds TIN-Torch's classifier stacks (``fc_batchnorm``: Linear without bias + BatchNorm1d) and its (H, W, C) flatten
+order of the spatial and pose streams (``flatten_hwc``); checked against TIN-Torch's own network with seeded random
+weights (``tests/fixtures/hake_originals``: every output within 2e-5). Both originals put a ReLU after the attention's
+1x1 convolutions head_phi and head_g (``attention_relu``, default True). TIN-Torch pins torch 1.2, whose
+``affine_grid`` / ``grid_sample`` behave as ``align_corners=True``: the TF ``crop_and_resize`` that
+:func:`crop_and_resize` implements; the same code on torch >= 1.3 samples elsewhere (``align_corners=False``), and
+its scores move by up to 0.6.
+
 Outputs: ``hoi_scores`` S_C = sigmoid(s_sp) * (sigmoid(s_H) + sigmoid(s_O)) (P, 600) in [0, 2]; ``binary`` the two
 independent sigmoids (P_interactive, P_non-interactive); logits of every branch for the loss
 (:func:`weighted_logit_bce`: iCAN/TIN multiply the LOGITS by class weights during training, not the loss).
@@ -175,15 +187,30 @@ def crop_and_resize(features: torch.Tensor, rois: torch.Tensor, size: int, strid
     return sample_grids(features, rois[:, 0].long(), grid, align_corners=True)
 
 
-def _fc_stack(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
+def _fc_stack(in_dim: int, hidden: int, out_dim: int, dropout: float, batchnorm: bool = False) -> nn.Sequential:
+    """Linear-ReLU-Dropout twice, then the classifier (indices 0, 3, 6); with ``batchnorm`` TIN-Torch's
+    Linear(no bias)-BatchNorm1d-ReLU-Dropout twice, then the classifier (indices 0/1, 4/5, 8)."""
+    if batchnorm:
+        return nn.Sequential(nn.Linear(in_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                             nn.Dropout(dropout), nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden),
+                             nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
                          nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
                          nn.Linear(hidden, out_dim))
 
 
-def _conv_stream(channels_in: int, first: int, second: int) -> nn.Sequential:
+class FlattenHWC(nn.Module):
+    """(N, C, H, W) -> (N, H * W * C), channels fastest: the order of TF's NHWC flatten and of TIN-Torch's
+    ``flatten(x.permute(0, 2, 3, 1))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+def _conv_stream(channels_in: int, first: int, second: int, hwc: bool = False) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels_in, first, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-                         nn.Conv2d(first, second, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+                         nn.Conv2d(first, second, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                         FlattenHWC() if hwc else nn.Flatten())
 
 
 @dataclass
@@ -196,12 +223,29 @@ class TINConfig:
     binary_dropout: float = 0.2  # keep probability 0.8 in the original
     part_level: bool = False
     part_channels: int = 64
+    #: the ResNet-50's strided bottlenecks carry the stride on the 1x1 conv1 (True: TIN-Torch / HAKE, every PyTorch
+    #: TIN checkpoint) or on the 3x3 (False: torchvision's layout).
+    stride_in_1x1: bool = True
+    #: TIN-Torch's classifier stacks (Linear without bias + BatchNorm1d before each ReLU) instead of the TF release's
+    #: Linear + ReLU.
+    fc_batchnorm: bool = False
+    #: flatten the spatial and pose maps in (H, W, C) order (TF's NHWC, TIN-Torch's permute-then-flatten) instead of
+    #: PyTorch's (C, H, W); only the layout of the first Linear after them depends on it.
+    flatten_hwc: bool = False
+    #: ReLU on the attention's 1x1 convolutions head_phi and head_g, as in both originals (TF ``slim.conv2d``'s default
+    #: activation; TIN-Torch's ``Sequential(Conv2d, ReLU)``).
+    attention_relu: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TINConfig":
+        values = dict(values)
+        # configs saved before these fields existed were built (and trained) with the stride on the 3x3 and without
+        # the ReLU after head_phi / head_g
+        values.setdefault("stride_in_1x1", False)
+        values.setdefault("attention_relu", False)
         return cls(**values)
 
 
@@ -229,21 +273,22 @@ class TIN(nn.Module):
     def __init__(self, config: TINConfig | None = None):
         super().__init__()
         self.config = config = config or TINConfig()
-        trunk = resnet50(res5_stride=1)
+        trunk = resnet50(res5_stride=1, stride_in_1x1=config.stride_in_1x1)
         self.backbone = trunk  # conv1..layer3 shared; layer4 = human res5
-        self.object_res5 = resnet50(res5_stride=1).layer4  # a separate copy, initialised from the human res5
+        # a separate copy, initialised from the human res5
+        self.object_res5 = resnet50(res5_stride=1, stride_in_1x1=config.stride_in_1x1).layer4
         self.object_res5.load_state_dict(trunk.layer4.state_dict())
         self.head_phi = nn.Conv2d(1024, config.attention_dim, 1)
         self.head_g = nn.Conv2d(1024, config.attention_dim, 1)
         self.bottleneck = nn.Sequential(nn.Conv2d(config.attention_dim, 1024, 1), nn.ReLU(inplace=True))
         self.attention_h = InstanceAttention(config.attention_dim, 1 - 0.8)
         self.attention_o = InstanceAttention(config.attention_dim, 1 - 0.8)
-        self.spatial = _conv_stream(2, 64, 32)  # 13*13*32 = 5408
-        self.pose = _conv_stream(1, 32, 16)  # 13*13*16 = 2704
-        c, hidden = config.num_classes, config.hidden
-        self.cls_h = _fc_stack(2048 + 1024, hidden, c, config.classifier_dropout)
-        self.cls_o = _fc_stack(2048 + 1024, hidden, c, config.classifier_dropout)
-        self.cls_sp = _fc_stack(2048 + 5408, hidden, c, config.classifier_dropout)
+        self.spatial = _conv_stream(2, 64, 32, config.flatten_hwc)  # 13*13*32 = 5408
+        self.pose = _conv_stream(1, 32, 16, config.flatten_hwc)  # 13*13*16 = 2704
+        c, hidden, bn = config.num_classes, config.hidden, config.fc_batchnorm
+        self.cls_h = _fc_stack(2048 + 1024, hidden, c, config.classifier_dropout, bn)
+        self.cls_o = _fc_stack(2048 + 1024, hidden, c, config.classifier_dropout, bn)
+        self.cls_sp = _fc_stack(2048 + 5408, hidden, c, config.classifier_dropout, bn)
         part_dim = 10 * config.part_channels if config.part_level else 0
         self.binary_h = nn.Sequential(nn.Linear(2048 + 1024 + 5408 + 2704 + part_dim, hidden), nn.ReLU(inplace=True),
                                       nn.Dropout(config.binary_dropout))
@@ -273,6 +318,8 @@ class TIN(nn.Module):
         fc7_h = self.backbone.layer4(crop_and_resize(head, human_rois, size)).mean(dim=(2, 3))
         fc7_o = self.object_res5(crop_and_resize(head, object_rois, size)).mean(dim=(2, 3))
         phi, g = self.head_phi(head), self.head_g(head)
+        if self.config.attention_relu:
+            phi, g = F.relu(phi), F.relu(g)
         fc7_sh = self.attention_h(fc7_h, phi, g, batch_index, self.bottleneck)
         fc7_so = self.attention_o(fc7_o, phi, g, object_rois[:, 0].long(), self.bottleneck)
         sp = self.spatial(patterns[:, :2])
@@ -322,3 +369,44 @@ def tin_loss(out: dict, hoi_targets: torch.Tensor, binary_targets: torch.Tensor,
         loss = loss + weighted_logit_bce(max_logits, binary_targets, binary_weights)
         loss = loss + F.mse_loss(max_logits * binary_weights, out["binary_logits"] * binary_weights)
     return loss
+
+
+def tin_torch_config(state_dict: dict) -> TINConfig:
+    """The :class:`TINConfig` a TIN-Torch (``TIN_ResNet50``) state dict fits: its class count, FC width and attention
+    width from the weights' shapes; the stride on the 1x1, BatchNorm1d classifier stacks, (H, W, C) flatten."""
+    try:
+        return TINConfig(num_classes=state_dict["cls_score_H.weight"].shape[0],
+                         hidden=state_dict["fc8_SH.0.weight"].shape[0],
+                         attention_dim=state_dict["head_phi.0.weight"].shape[0],
+                         stride_in_1x1=True, fc_batchnorm=True, flatten_hwc=True)
+    except KeyError as exc:
+        raise ValueError(f"not a TIN-Torch state dict: {exc.args[0]!r} is missing") from None
+
+
+def load_tin_torch_checkpoint(checkpoint, strict: bool = True):
+    """Build the TIN of a HAKE-Action-Torch TIN-Torch checkpoint and load it by name -> (model in eval mode,
+    :class:`~partwise.models.checkpoint.LoadReport`).
+
+    ``checkpoint``: a path (read weights-only) or the loaded dict (``{"epoch", "model_state_dict",
+    "optimizer_state_dict", "loss"}`` as ``tools/train_HICO.py`` saves it, or the bare state dict). Keys map by the
+    ``tin_torch`` rules of :data:`partwise.models.checkpoint.KEY_RULES` (``resnet50.*`` / ``image_to_head.*`` /
+    ``resnet_layer4.*`` -> ``backbone.*``, ``resnet_layer5.*`` -> ``object_res5.*``, ``fc8_SH`` / ``fc9_SH`` /
+    ``cls_score_H`` -> ``cls_h``, ...); strict: any missing, unexpected or mis-shaped key raises. Inputs as for
+    :class:`TIN`: TIN-Torch's ``sp`` blob (P, 64, 64, 3) is ``patterns.permute(0, 2, 3, 1)``; its ``cls_prob_HO`` /
+    ``cls_prob_H`` / ``cls_prob_O`` / ``cls_prob_sp`` / ``cls_prob_binary`` are ``hoi_scores``, sigmoid of ``s_h`` /
+    ``s_o`` / ``s_sp``, ``binary``. (Dropout rates, which only training sees, stay partwise's: TIN-Torch drops 80 %
+    where the TF release keeps 80 %.)"""
+    from partwise.errors import InputError
+    from partwise.models.checkpoint import load_state_dict, read_checkpoint, state_dict_of
+
+    path = None
+    if not isinstance(checkpoint, dict):
+        path, checkpoint = checkpoint, read_checkpoint(checkpoint)
+    state = state_dict_of(checkpoint)
+    try:
+        config = tin_torch_config(state)
+    except ValueError as exc:
+        raise InputError(path, None, str(exc)) from None
+    model = TIN(config)
+    report = load_state_dict(model, state, "tin_torch", strict=strict, path=path)
+    return model.eval(), report

@@ -21,8 +21,11 @@ Loaders (``KnownWeights.loader``):
 * ``hake_activity2vec``: HAKE-Action-Torch's released Activity2Vec ``pretrained_model.pth``, mapped onto
   :class:`~partwise.models.activity2vec.Activity2Vec` by :func:`~partwise.models.activity2vec.load_hake_checkpoint`;
 * ``mmaction2``: an mmaction2 AVA detector checkpoint, rebuilt by
-  :func:`~partwise.models.checkpoint.load_mmaction2_detector` (the clip sampling, which the weights cannot tell,
-  comes from the table's ``clip``);
+  :func:`~partwise.models.checkpoint.load_mmaction2_detector`; what the weights cannot tell (temporal pool, clip
+  sampling, test short side, dropout, focal loss) comes from the config text the checkpoint carries
+  (``meta['cfg']``), else from its file name's recipe, else from the table's ``clip``. ``extra`` gets the clip
+  settings and ``mmaction2_options``, one line saying which options were read or assumed and from where; when any
+  was assumed, that line is also printed once on stderr (``partwise: note: ...``);
 * ``tfjs``: a TF.js graph model (``model.json`` + one ``.bin``), run by
   :func:`partwise.models.tfjs.load_graph_model`; its files must match the pinned sha256 (the runner is written for
   exactly those graphs, and a truncated download should fail here, not as a shape error later).
@@ -310,15 +313,32 @@ def load(spec: str | os.PathLike, families: tuple[str, ...], option: str = "--mo
                                          "AVA detector")
         from partwise.models.checkpoint import load_mmaction2_detector
 
+        # The options the weights cannot tell (temporal pool, clip sampling, short side...) come from the
+        # checkpoint's own config text (meta['cfg']), else its file name's recipe, else the table's clip settings.
         clip = entry.clip if entry is not None else {}
-        overrides = {k: clip[k] for k in ("clip_len", "frame_interval") if k in clip}
-        model, _ = load_mmaction2_detector(path, **overrides)
+        model, _ = load_mmaction2_detector(path, fallback={k: clip[k] for k in ("clip_len", "frame_interval",
+                                                                                 "short_side") if k in clip})
         model.eval()
-        extra = {"clip": {"clip_len": model.cfg.clip_len, "frame_interval": model.cfg.frame_interval,
-                          "short_side": clip.get("short_side", MMACTION2_TEST_SHORT_SIDE)}}
+        options = model.mmaction2_options
+        extra = {"clip": {"short_side": MMACTION2_TEST_SHORT_SIDE, **options.clip},
+                 "mmaction2_options": options.line, "mmaction2_assumed": options.assumed}
+        if options.assumed:
+            _note_once(options.line)
     if entry is not None and entry.clip and "clip" not in extra:
         extra["clip"] = dict(entry.clip)
     return LoadedWeights(model, family, path, entry.name if entry is not None else None, extra, loader)
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(line: str) -> None:
+    """``partwise: note: LINE`` on stderr, once per line and process (which mmaction2 options were assumed)."""
+    if line not in _NOTED:
+        _NOTED.add(line)
+        import sys
+
+        print(f"partwise: note: {line}", file=sys.stderr)
 
 
 def _attach_language_matrix(model) -> None:
