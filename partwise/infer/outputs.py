@@ -222,7 +222,8 @@ def tps_part_result(table: pa.Table) -> dict:
     return out
 
 
-def write_video_outputs(result, out: str | os.PathLike, video: bool = True, style=None) -> Path:
+def write_video_outputs(result, out: str | os.PathLike, video: bool = True, style=None,
+                        progress: bool = False) -> Path:
     """Write one input's annotated video (or image), thumbnail and rows; the rows file comes last. ``style``: what
     the labels show (:class:`partwise.infer.render.Style`, default when None)."""
     from partwise.infer import render
@@ -234,7 +235,8 @@ def write_video_outputs(result, out: str | os.PathLike, video: bool = True, styl
         if result.item.kind == "image":
             render.render_image(result.item.path, table, folder / "annotated.jpg", style)
         else:
-            render.render_video(result.item.path, table, folder / "annotated.mp4", result.fps, style)
+            render.render_video(result.item.path, table, folder / "annotated.mp4", result.fps, style,
+                                progress=progress, total=result.num_frames)
     render.write_thumbnail(result.item, table, folder / "thumb.jpg", style=style)
     classes_file = folder / VIDEO_CLASSES_FILE
     if result.video_classes is not None:

@@ -885,7 +885,8 @@ def _run_one(item: InputItem, position: int = 1) -> tuple[str, str | None, Timin
         result = process_item(item, state.options, state.boxes, state.model, state.pose, position,
                               detector=state.detector, video_model=state.video_model, objects=state.objects)
         t0 = time.perf_counter()
-        outputs.write_video_outputs(result, state.out, video=state.options.video, style=label_style(state.options))
+        outputs.write_video_outputs(result, state.out, video=state.options.video, style=label_style(state.options),
+                                    progress=state.options.progress)
         result.timings.write += time.perf_counter() - t0
     except PartwiseError as exc:
         return item.video_id, str(exc), Timings()

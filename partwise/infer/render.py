@@ -556,9 +556,11 @@ def rows_at(index: int, by_frame: dict[int, list[dict]], keyframes: np.ndarray, 
 
 
 def render_video(path: str | os.PathLike, table: pa.Table, out: str | os.PathLike, fps: float,
-                 style: Style | None = None) -> int:
-    """Write the annotated video of ``path`` (every frame, at its own rate) to ``out``; returns the frames written."""
+                 style: Style | None = None, progress: bool = False, total: int | None = None) -> int:
+    """Write the annotated video of ``path`` (every frame, at its own rate) to ``out``; returns the frames written.
+    ``progress``: a bar over the ``total`` frames (writing is most of a run's wall time on long videos)."""
     from partwise.data import video
+    from partwise.progress import bar
 
     style = style or Style()
     by_frame = _rows_by_frame(table)
@@ -577,7 +579,12 @@ def render_video(path: str | os.PathLike, table: pa.Table, out: str | os.PathLik
                 frame = draw_persons(frame, rows, style, trails)
             yield frame
 
-    return video.write_video(out, frames(), fps)
+    frames_iter = bar(frames(), desc=f"video {Path(path).name[:24]}", total=total, unit="frame",
+                      disable=not progress, leave=False)
+    try:
+        return video.write_video(out, frames_iter, fps)
+    finally:
+        frames_iter.close()
 
 
 def render_image(path: str | os.PathLike, table: pa.Table, out: str | os.PathLike, style: Style | None = None) -> None:
