@@ -22,6 +22,16 @@ from torch import Tensor, nn
 from partwise.errors import InputError, MissingFileError
 from partwise.io import atomic_write
 
+#: HAKE-Action-Torch's ResNet-50 trunk (``image_to_head`` = conv1, bn1, relu, maxpool, layer1-3 inside a Sequential
+#: with padding modules at 0, 1, 4..7; ``resnet_layer4``), shared by its Activity2Vec and TIN-Torch networks
+_HAKE_TRUNK = [
+        (r"^image_to_head\.2\.", "backbone.conv1."),
+        (r"^image_to_head\.3\.", "backbone.bn1."),
+        (r"^image_to_head\.8\.", "backbone.layer1."),
+        (r"^image_to_head\.9\.", "backbone.layer2."),
+        (r"^image_to_head\.10\.", "backbone.layer3."),
+        (r"^resnet_layer4\.", "backbone.layer4."),
+]
 #: key renaming per source: ordered (pattern, replacement) rules, applied with ``re.sub`` on the first match.
 #: A replacement of ``None`` drops the key silently (non-parameter entries such as OpenAI's ``input_resolution``).
 #: Several keys may map to one model key only if their tensors are identical (HAKE registers the ResNet modules
@@ -40,12 +50,7 @@ KEY_RULES: dict[str, list[tuple[str, str | None]]] = {
     ],
     "hake_activity2vec": [
         (r"^resnet50\.", "backbone."),
-        (r"^image_to_head\.2\.", "backbone.conv1."),
-        (r"^image_to_head\.3\.", "backbone.bn1."),
-        (r"^image_to_head\.8\.", "backbone.layer1."),
-        (r"^image_to_head\.9\.", "backbone.layer2."),
-        (r"^image_to_head\.10\.", "backbone.layer3."),
-        (r"^resnet_layer4\.", "backbone.layer4."),
+        *_HAKE_TRUNK,
         (r"^(fc7_parts|part_cls_scores|verb_cls_scores|pool2_flat_pose_maps)\.", r"\1."),
     ],
     # HAKE-Action-Torch TIN-Torch (lib/networks/TIN_HICO.py TIN_ResNet50) -> partwise.models.tin.TIN built by
@@ -55,12 +60,7 @@ KEY_RULES: dict[str, list[tuple[str, str | None]]] = {
         # stream runs ``resnet_layer5``); in weights converted from TF it is the same tensors as resnet_layer5.
         (r"^resnet50\.layer5\.", None),
         (r"^resnet50\.", "backbone."),
-        (r"^image_to_head\.2\.", "backbone.conv1."),
-        (r"^image_to_head\.3\.", "backbone.bn1."),
-        (r"^image_to_head\.8\.", "backbone.layer1."),
-        (r"^image_to_head\.9\.", "backbone.layer2."),
-        (r"^image_to_head\.10\.", "backbone.layer3."),
-        (r"^resnet_layer4\.", "backbone.layer4."),
+        *_HAKE_TRUNK,
         (r"^resnet_layer5\.", "object_res5."),
         (r"^head_phi\.0\.", "head_phi."),
         (r"^head_g\.0\.", "head_g."),
@@ -209,6 +209,24 @@ def map_keys(state_dict: dict[str, Tensor], source: str) -> tuple[dict[str, Tens
         else:
             unmatched.append(key)
     return out, names, unmatched
+
+
+def load_original(checkpoint, infer_config, build, source: str, *, strict: bool = True, reader=None):
+    """An original checkpoint (a path, read by ``reader`` or :func:`read_checkpoint`, or the loaded dict) -> the
+    partwise model whose config ``infer_config(state_dict)`` reads off the weights, built by ``build(config)`` and
+    loaded by ``source``'s key rules: ``(model in eval mode, LoadReport)``. A config the weights cannot give is a
+    one-line :class:`InputError` naming the file."""
+    path = None
+    if not isinstance(checkpoint, dict):
+        path, checkpoint = checkpoint, (reader or read_checkpoint)(checkpoint)
+    state = state_dict_of(checkpoint)
+    try:
+        config = infer_config(state)
+    except ValueError as exc:
+        raise InputError(path, None, str(exc)) from None
+    model = build(config)
+    report = load_state_dict(model, state, source, strict=strict, path=path)
+    return model.eval(), report
 
 
 def load_state_dict(model: nn.Module, state_dict: dict[str, Tensor], source: str = "mmaction2",

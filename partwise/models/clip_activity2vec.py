@@ -25,7 +25,6 @@ import os
 
 import torch
 
-from partwise.errors import InputError
 
 SOURCE = "hake_clip_activity2vec"
 #: the original's heads in its order (``PaStaHead.train_set``), each with its output count.
@@ -65,17 +64,8 @@ def load_clip_activity2vec_checkpoint(checkpoint, strict: bool = True):
     (``backbone.image_model.*`` -> ``visual.*``, ``head.<name>_fc.layers.{0,1,2}.*`` -> ``heads.<name>.{0,2,4}.*``);
     strict: any missing, unexpected or mis-shaped key raises (naming the file and the key), and the report lists
     them all when not strict."""
-    from partwise.models.checkpoint import load_state_dict, state_dict_of
+    from partwise.models.checkpoint import load_original
     from partwise.models.clip import ClipActivity2Vec
 
-    path = None
-    if not isinstance(checkpoint, dict):
-        path, checkpoint = checkpoint, read_checkpoint(checkpoint)
-    state = state_dict_of(checkpoint)
-    try:
-        config = clip_activity2vec_config(state)
-    except ValueError as exc:
-        raise InputError(path, None, str(exc)) from None
-    model = ClipActivity2Vec(config)
-    report = load_state_dict(model, state, SOURCE, strict=strict, path=path)
-    return model.eval(), report
+    return load_original(checkpoint, clip_activity2vec_config, ClipActivity2Vec, SOURCE, strict=strict,
+                         reader=read_checkpoint)

@@ -396,17 +396,6 @@ def load_tin_torch_checkpoint(checkpoint, strict: bool = True):
     ``cls_prob_H`` / ``cls_prob_O`` / ``cls_prob_sp`` / ``cls_prob_binary`` are ``hoi_scores``, sigmoid of ``s_h`` /
     ``s_o`` / ``s_sp``, ``binary``. (Dropout rates, which only training sees, stay partwise's: TIN-Torch drops 80 %
     where the TF release keeps 80 %.)"""
-    from partwise.errors import InputError
-    from partwise.models.checkpoint import load_state_dict, read_checkpoint, state_dict_of
+    from partwise.models.checkpoint import load_original
 
-    path = None
-    if not isinstance(checkpoint, dict):
-        path, checkpoint = checkpoint, read_checkpoint(checkpoint)
-    state = state_dict_of(checkpoint)
-    try:
-        config = tin_torch_config(state)
-    except ValueError as exc:
-        raise InputError(path, None, str(exc)) from None
-    model = TIN(config)
-    report = load_state_dict(model, state, "tin_torch", strict=strict, path=path)
-    return model.eval(), report
+    return load_original(checkpoint, tin_torch_config, TIN, "tin_torch", strict=strict)
