@@ -63,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     except PartwiseError as exc:
         print(f"partwise: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A file-system error on a path the user gave (a directory where a file is expected, a dangling link, a
+        # loop, no permission) that no reader turned into an InputError: still one line naming the file, exit 2.
+        if exc.filename is None or isinstance(exc, BrokenPipeError):
+            raise
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
+        print(f"partwise: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("partwise: interrupted", file=sys.stderr)
         return 130

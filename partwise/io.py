@@ -38,6 +38,61 @@ class InterruptedSwapError(PartwiseError, FileNotFoundError):
     """A directory is missing and several backups of interrupted swaps lie beside it: which one to keep is unclear."""
 
 
+def safe_name(value: str, option: str, *, folders: bool = False) -> str:
+    """A user-given name that becomes a path inside an output folder (``--split``, ``--template``): a relative path
+    that stays inside the folder -- no absolute path, no ``..`` component, no NUL. :class:`ConfigError` naming the
+    option otherwise. ``folders``: sub-folders (``a/b``) allowed, else one plain name. The one path-safety check for
+    such names."""
+    from partwise.errors import ConfigError
+
+    parts = value.replace("\\", "/").split("/")
+    if (not value or "\0" in value or value.startswith("/") or os.path.isabs(value) or ".." in parts
+            or any(p in ("", ".") for p in parts) or (len(parts) > 1 and not folders)):
+        raise ConfigError(f"{option} {value!r}: must be a plain relative name inside the output folder "
+                          "(no '..', no absolute path{'' if folders else ', no /'})")
+    return value
+
+
+def present_file(path: str | os.PathLike) -> bool:
+    """Whether the input file ``path`` is there: False when nothing is at that name, True for a readable regular
+    file (or a link to one); :class:`partwise.errors.InputError` naming it when something else is there -- a
+    folder, a dangling link, a link loop -- so that a broken file is reported, never silently skipped."""
+    from partwise.errors import InputError
+
+    if not os.path.lexists(path):
+        return False
+    try:
+        os.stat(path)
+    except OSError as exc:
+        reason = "a dangling symbolic link" if exc.errno == errno.ENOENT else (exc.strerror or str(exc))
+        raise InputError(path, None, f"cannot read: {reason}") from None
+    if not os.path.isfile(path):
+        raise InputError(path, None, "cannot read: not a regular file (a folder?)")
+    return True
+
+
+def check_output(path: str | os.PathLike, kind: str = "dir") -> Path:
+    """The one output-path check: ``path`` can be written as a ``kind`` (``"dir"`` or ``"file"``).
+
+    Refuses (:class:`ConfigError` naming the path) a symlink (dangling, a loop, or anywhere), a file where a folder
+    is written or a folder where a file is written, and a parent that is not a folder."""
+    from partwise.errors import ConfigError
+
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{path}: the output path is a symbolic link; give a plain path")
+    if kind == "dir" and os.path.lexists(path) and not path.is_dir():
+        raise ConfigError(f"{path}: the output path exists and is not a folder")
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{path}: the output path is a folder, expected a file")
+    for parent in path.absolute().parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise ConfigError(f"{path}: {parent} is not a folder")
+            break
+    return path
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

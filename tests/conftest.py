@@ -14,3 +14,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", default=False,
+                     help="tests/fuzz: run the long fuzz mode (5000 cases; or PARTWISE_FUZZ_LONG=1)")

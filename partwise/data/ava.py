@@ -908,10 +908,16 @@ def read_proposals(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for key, value in data.items():
         if not isinstance(key, str) or key.count(",") != 1:
             raise InputError(path, repr(key), "proposal key must be 'video,timestamp'")
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError:  # ragged rows
+            raise InputError(path, key, "expected a numeric (N, 5) array, got rows of different lengths") from None
         if array.dtype.kind not in "fiu" or array.ndim != 2 or array.shape[1] != 5:
             raise InputError(path, key, f"expected a numeric (N, 5) array, got {array.dtype} {array.shape}")
-        out[key] = array.astype(np.float64, copy=False)
+        array = array.astype(np.float64, copy=False)
+        if not np.isfinite(array).all():
+            raise InputError(path, key, "NaN or infinite box coordinate or score")
+        out[key] = array
     return out
 
 
@@ -964,7 +970,9 @@ def annotation_files(folder: str | os.PathLike, split: str | None = None) -> lis
         if name in best:
             (major, minor), csv_path = best[name]
             excluded = folder / f"ava_{name}_excluded_timestamps_v{major}.{minor}.csv"
-            out.append((csv_path, excluded if excluded.exists() else None))
+            from partwise.io import present_file
+
+            out.append((csv_path, excluded if present_file(excluded) else None))
     return out
 
 

@@ -79,10 +79,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_validate)
 
     p = commands.add_parser("convert", help="read one format and write another",
-                            **examples("partwise data convert hake-ava demo/data/hake_ava ava converted/"))
-    p.add_argument("src_format", metavar="FROM", help="source format, " + _FORMAT_HELP)
+                            **examples("partwise data convert hake-ava demo/data/hake_ava ava converted/",
+                                       "partwise data convert vcoco-official v-coco/data/vcoco/vcoco_test.json "
+                                       "vcoco vcoco_test_gt.json"))
+    p.add_argument("src_format", metavar="FROM", help="source format, " + _FORMAT_HELP
+                   + "; or vcoco-official (the V-COCO release files, converted to TO = vcoco)")
     p.add_argument("path", metavar="PATH", help="source annotation folder or file")
-    p.add_argument("dst_format", metavar="TO", help="target format, " + _FORMAT_HELP)
+    p.add_argument("dst_format", metavar="TO", help="target format, " + _FORMAT_HELP
+                   + "; or vcoco (partwise's V-COCO GT JSON, from vcoco-official)")
     p.add_argument("out", metavar="OUT", help="output file or folder")
     p.add_argument("--split", metavar="S")
     p.set_defaults(func=cmd_convert)
@@ -108,6 +112,11 @@ def register(subparsers) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from partwise.data import store
+    from partwise.io import check_output, safe_name
+
+    if args.split is not None:
+        safe_name(args.split, "--split")
+    check_output(args.out, "dir")
 
     entry = store.ingest(args.format, args.path, args.out, split=args.split, progress=not args.no_progress,
                          with_pasta=args.with_pasta)
@@ -181,9 +190,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from partwise.data.store import load_format, read_source
 
+    if args.src_format == VCOCO_OFFICIAL:
+        return _convert_vcoco(args)
+    from partwise.io import check_output, safe_name
+
     target = load_format(args.dst_format)
     if not hasattr(target, "write_records"):
         raise ConfigError(f"format {args.dst_format!r} cannot be written")
+    if args.split is not None:
+        safe_name(args.split, "--split")
+    check_output(args.out, "file" if Path(args.out).suffix else "dir")
     table = read_source(args.src_format, args.path, split=args.split)
     try:
         target.write_records(table, args.out)
@@ -199,6 +215,29 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``partwise data convert vcoco-official PATH vcoco OUT.json``: the official V-COCO release files (a
+#: ``vcoco_<split>.json`` with ``instances_vcoco_all_2014.json`` and ``vcoco_<split>.ids`` beside it or in its
+#: parent/``splits``, or the release's ``data`` folder with ``--split``) -> partwise's V-COCO GT JSON.
+VCOCO_OFFICIAL = "vcoco-official"
+
+
+def _convert_vcoco(args: argparse.Namespace) -> int:
+    from partwise.data.vcoco_official import convert
+
+    if args.dst_format != "vcoco":
+        raise ConfigError(f"format {VCOCO_OFFICIAL!r} converts only to 'vcoco' (partwise's V-COCO GT JSON)")
+    from partwise.io import check_output, safe_name
+
+    if args.split is not None:
+        safe_name(args.split, "--split")
+    check_output(args.out, "file")
+    data = convert(args.path, args.out, args.split)
+    persons = sum(len(im["persons"]) for im in data["images"])
+    print(f"converted {len(data['images']):,} images ({persons:,} persons) from {VCOCO_OFFICIAL} {args.path} "
+          f"to vcoco {args.out}")
+    return 0
+
+
 def cmd_frames(args: argparse.Namespace) -> int:
     try:
         from partwise.data.video import extract_frames
@@ -208,14 +247,17 @@ def cmd_frames(args: argparse.Namespace) -> int:
         raise
     if not Path(args.video).is_file():
         raise InputError(args.video, None, "no such video file")
-    if args.fps is not None and not args.fps > 0:
-        raise ConfigError(f"--fps must be positive, got {args.fps}")
+    if args.fps is not None and not 0 < args.fps < math.inf:
+        raise ConfigError(f"--fps must be a positive number, got {args.fps}")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ConfigError(f"--end ({args.end}) must be after --start ({args.start})")
+    from partwise.io import check_output, safe_name
+
     try:
-        args.template.format(args.start_index)
+        safe_name(args.template.format(args.start_index), "--template", folders=True)
     except (IndexError, KeyError, ValueError) as exc:
         raise ConfigError(f"--template {args.template!r}: not a format string with one number field ({exc})") from None
+    check_output(args.out, "dir")
     options = {"overwrite": True} if args.overwrite else {}
     count = extract_frames(args.video, args.out, fps=args.fps, start=args.start, end=args.end,
                            name_template=args.template, start_index=args.start_index,

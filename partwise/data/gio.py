@@ -155,8 +155,10 @@ def _files(path: str | os.PathLike, split: str | None) -> list[tuple[Path, str |
         for folder in (path, path / "DIO_annotation", path / "DIO" / "DIO_annotation", path / "hake_ava_annotation"):
             if not folder.is_dir():
                 continue
+            from partwise.io import present_file
+
             found = sorted(p for pattern in FILE_PATTERNS for p in folder.glob(pattern)
-                           if split is None or split_from_name(p) == split)
+                           if (split is None or split_from_name(p) == split) and present_file(p))
             if found:
                 return [(p, split_from_name(p)) for p in found]
         raise InputError(path, None, "no GIO/DIO CSV files (DIO_train.csv, DIO_test.csv) in this folder")

@@ -79,6 +79,13 @@ def read_csv_columns(path: str | os.PathLike, n_columns: int) -> tuple[list[pa.A
         raise InputError(path, None, f"cannot read: {exc.strerror}") from None
     if size == 0:
         return [pa.array([], pa.string()) for _ in range(n_columns)], np.zeros(0, np.int64), [Problem(path, None, "empty file")]
+    from partwise.data.safe_json import read_bytes
+
+    data = read_bytes(path)
+    try:  # non-UTF-8 bytes must not reach pyarrow's row handler (it raises inside a callback: "Exception ignored")
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, data.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
     bad: list[tuple[int, int]] = []
 
     def on_invalid(row) -> str:
@@ -88,7 +95,7 @@ def read_csv_columns(path: str | os.PathLike, n_columns: int) -> tuple[list[pa.A
     names = [f"c{i}" for i in range(n_columns)]
     try:
         table = pacsv.read_csv(
-            path,
+            pa.BufferReader(data),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
@@ -351,7 +358,9 @@ def _files(path: str | os.PathLike, split: str | None) -> list[tuple[Path, str |
     if path.is_dir():
         splits = [split] if split else ["train", "val", "test"]
         names = [f"video_pasta_{s}.csv" for s in splits]
-        found = [(path / n, split_from_name(n)) for n in names if (path / n).is_file()]
+        from partwise.io import present_file
+
+        found = [(path / n, split_from_name(n)) for n in names if present_file(path / n)]
         if not found:
             raise InputError(path, None, f"no {' or '.join(names)} in this folder")
         return found
@@ -421,7 +430,9 @@ def validate(path: str | os.PathLike) -> list[Problem]:
     for file, _ in files:
         problems.extend(_parse_rows(os.fspath(file))[1])
     label_map = Path(path) / LABEL_MAP_NAME
-    if Path(path).is_dir() and label_map.is_file():
+    from partwise.io import present_file
+
+    if Path(path).is_dir() and present_file(label_map):
         try:
             mapping = vocab.read_label_map(label_map)
         except InputError as exc:

@@ -57,22 +57,13 @@ def _no_duplicates(pairs: list) -> dict:
 
 def load_json(path: str | os.PathLike) -> object:
     """Parse a JSON file; :class:`InputError` with the line for bad JSON, duplicate keys or an empty file."""
+    from partwise.data import safe_json
+
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not UTF-8 text") from None
-    if not text.strip():
-        raise InputError(path, None, "empty file")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return safe_json.load(path, object_pairs_hook=_no_duplicates)
     except _Duplicate as exc:
         raise InputError(path, str(exc), "duplicate key") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"bad JSON: {exc.msg} (column {exc.colno})") from None
 
 
 def is_int(value: object) -> bool:

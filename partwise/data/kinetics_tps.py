@@ -155,6 +155,7 @@ def iter_videos(path: str | os.PathLike, split: str | None = None,
     ``<class>/<video>/``. Stray ``.json`` files whose names are not ``img_<n>.json`` are problems: appended to
     ``problems`` when given, else raised as :class:`InputError`.
     """
+    found = False
     for split_name, root in annotation_roots(path, split):
         for cls in _subdirs(root):
             for video in _subdirs(cls.path):
@@ -167,7 +168,14 @@ def iter_videos(path: str | os.PathLike, split: str | None = None,
                         raise InputError.from_problem(problem)
                     problems.append(problem)
                 if files:
+                    found = True
                     yield VideoDir(split_name, cls.name, video.name, folder, tuple(files), tuple(indices))
+    if not found:  # an empty folder or another dataset's: nothing read is an error, not 0 persons / "valid"
+        problem = Problem(os.fspath(path), None, "no Kinetics-TPS frame files "
+                          "(<split>_annotations/<class>/<video>/img_<n>.json) in this folder")
+        if problems is None:
+            raise InputError.from_problem(problem)
+        problems.append(problem)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -258,21 +266,17 @@ def frame_problems(frame: Any, path: str) -> list[Problem]:
 
 def parse_frame_bytes(data: bytes, path: str) -> Any:
     """Parse one per-frame file's bytes; :class:`InputError` (with the JSON line) when empty or not valid JSON."""
-    if not data.strip():
-        raise InputError(path, None, "empty file")
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 text: {exc.reason}") from None
+    from partwise.data import safe_json
+
+    return safe_json.loads(data, path, label="invalid JSON")
 
 
 def load_frame(path: str | os.PathLike) -> dict:
     """One per-frame JSON, parsed and checked; :class:`InputError` naming the file and key on the first problem."""
+    from partwise.data import safe_json
+
     path = os.fspath(path)
-    with open(path, "rb") as fh:
-        frame = parse_frame_bytes(fh.read(), path)
+    frame = parse_frame_bytes(safe_json.read_bytes(path), path)
     problems = frame_problems(frame, path)
     if problems:
         raise InputError.from_problem(problems[0])
@@ -284,22 +288,32 @@ def load_frame(path: str | os.PathLike) -> dict:
 
 
 def _read_bytes(paths: Iterable[str]) -> list[bytes]:
-    """Raw bytes of each file (plain os calls: no Python file object per file)."""
+    """Raw bytes of each file (plain os calls: no Python file object per file), checked for deep nesting before
+    any parser sees them (:func:`partwise.data.safe_json.check_nesting_many`); :class:`InputError` naming a file
+    that cannot be read (a directory, a dangling link)."""
+    from partwise.data import safe_json
+
+    read = []
     out = []
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
     block = 1 << 16  # per-frame files are ~1 KB: one read, no fstat
     for path in paths:
-        fd = os.open(path, flags)
         try:
-            data = os.read(fd, block)
-            if len(data) == block:
-                parts = [data]
-                while chunk := os.read(fd, block):
-                    parts.append(chunk)
-                data = b"".join(parts)
-        finally:
-            os.close(fd)
+            fd = os.open(path, flags)
+            try:
+                data = os.read(fd, block)
+                if len(data) == block:
+                    parts = [data]
+                    while chunk := os.read(fd, block):
+                        parts.append(chunk)
+                    data = b"".join(parts)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
         out.append(data)
+        read.append(path)
+    safe_json.check_nesting_many(out, read)
     return out
 
 

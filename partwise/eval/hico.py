@@ -14,7 +14,20 @@ Profiles
   ``w = x2 - x1 + 1`` (a zero-area box x1 == x2 is one pixel wide);
 * AP = 11-point interpolated with MATLAB's ``0:0.1:1`` values (0.30000000000000004 at 0.3 but 0.6 and 0.7 exact),
   summed ``ap += p / 11`` in order; a class without detections has AP 0; Full = mean over the 600 classes,
-  Rare / Non-rare = mean over classes with < 10 / >= 10 training instances.
+  Rare / Non-rare = mean over classes with < 10 / >= 10 training instances;
+* mean recall (``mRec``, printed by ho-rcnn as ``mAP / mRec``): per class the recall after the last detection
+  (``rec(end)``, 0 without detections), averaged like the APs; reported beside each setting's mAP;
+* what ho-rcnn scores and partwise's ``legacy`` profile (and strict readers) reject is scored as ho-rcnn does:
+  **NaN scores** are kept and ranked after every number (MATLAB's ``sort`` puts NaN last; ties among them keep
+  their order) and still match GT, so they add TPs/FPs at the end of the curve and count in the recall; infinite
+  scores rank first / last as numbers; **degenerate boxes** (x2 < x1 or y2 < y1) go through the same inclusive IoU
+  formula (no overlap unless ``iw > 0`` and ``ih > 0``; otherwise the possibly negative or infinite ratio is used
+  as is, exactly like the MATLAB arithmetic). Non-finite coordinates are still refused;
+* **duplicate HOI entries** in one test image of ``anno_bbox.mat``: ho-rcnn stores each visible entry's pairs with
+  ``gt_all{hoi_id, i} = boxes``, so a later visible entry with the same HOI id *replaces* the earlier one -- only
+  the last visible entry counts, and a last entry without connections leaves that HOI with no GT in the image
+  (invisible entries change nothing). The official profile does the same (:func:`official_gt_pairs`); the legacy
+  profile and JSON ground truth (one pair per ``hoi_annotation``) keep every pair.
 
 ``legacy`` -- the QPIC/CDN Python port (``hico_eval.py``; GEN-VLKT and HOICLIP copy it): the top 100 detections
 per image (stable sort by score), matched image by image in that order; boxes compared as given (no +1 shift) with
@@ -25,8 +38,10 @@ them), 11-point AP with ``np.arange(0, 1.1, 0.1)`` thresholds (0.600000000000000
 over the classes that have GT. Rare/Non-rare as above.
 
 Known-Object setting: a detection of HOI class c (object n) in image i counts only when ``anno.mat``'s ``anno_test``
-labels some HOI of object n in image i as 1 (positive); npos is unchanged. (ho-rcnn also asserts that every GT
-image is in that set; partwise does not check it.) Images are aligned by file name between ``list_test`` and the GT.
+labels some HOI of object n in image i as 1 (positive); npos is unchanged. ``--json`` gives its per-class APs
+under ``per_class_known_object.ap`` and per-class recalls under ``per_class_recall.known_object``. (ho-rcnn also
+asserts that every GT image is in that set; partwise does not check it.) Images are aligned by file name between
+``list_test`` and the GT.
 
 Not part of the evaluator: the detection pipeline's per-class top-19,999 cut and ``Generate_detection.m``'s box
 rounding (``--round`` reproduces the latter).
@@ -37,6 +52,18 @@ JSON, either a list ``[{"image": IMG, "detections": [DET, ...]}, ...]`` or a dic
 IMG is the image file name (``HICO_test2015_00000001.jpg``) or its 1-based index in the GT's image list, and DET is
 ``{"hoi": 1..600, "human_box": [x1, y1, x2, y2], "object_box": [x1, y1, x2, y2], "score": s}``; instead of
 ``"hoi"`` a DET may give ``"verb"`` (``hico_verbs117`` id) and ``"object"`` (``hico_objects80`` id).
+
+ho-rcnn's ``detections_XX.mat`` (a folder of the 80 files, XX = COCO class order 01..80, each ``all_boxes`` = one
+row per HOI of that object in HOI id order x one column per test image in the GT's image order; or one such file,
+giving only its object's HOIs) or ``detections.mat`` (``all_boxes`` 600 x images). Each cell is an N x 9 matrix
+``[hx1 hy1 hx2 hy2 ox1 oy1 ox2 oy2 score]``, 0-based. :func:`write_detections_mat` writes them (round trip).
+
+iCAN/TIN-style prediction pickles (``.pkl``, read with the restricted unpickler :mod:`partwise.data.safe_pickle`):
+``{image_id: [[human box, object box, object class (COCO order 1..80), 600 HOI scores, human score, object
+score, ...], ...]}`` with ``image_id`` the number of ``HICO_test2015_%08d.jpg``. Each entry is scored for the HOIs
+of its object only, ``score = hoi_score * human_score * object_score`` as iCAN's ``Generate_HICO_detection.py``
+does (``--pkl-score hoi``: the HOI score alone; TIN's NIS/LIS post-processing is not applied), without the
+per-class top-19,999 cut.
 
 Parquet with columns ``image`` (string file name or integer 1-based index), ``hoi_id`` (1..600), ``hx1, hy1, hx2,
 hy2, ox1, oy1, ox2, oy2`` and ``score``.
@@ -53,7 +80,7 @@ import itertools
 import json
 import operator
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -371,17 +398,18 @@ def _det_rows(path: Path, image_key: str, dets: Any, vo_lookup: dict | None) -> 
     return rows
 
 
-def read_predictions_json(path: str | os.PathLike, image_names: list[str], *, with_class: bool = True) -> Pairs:
+def read_predictions_json(path: str | os.PathLike, image_names: list[str], *, with_class: bool = True,
+                          strict: bool = True) -> Pairs:
     """Predictions from a JSON file (format: module docstring); rows keep the file's order. ``cls`` = HOI id - 1,
     boxes as in the file."""
     from partwise.data.hico_det import gc_paused
 
     # a million small dicts and lists: the cyclic GC would rescan them all repeatedly (2-3x slower)
     with gc_paused():
-        return _read_predictions_json(Path(path), image_names, with_class)
+        return _read_predictions_json(Path(path), image_names, with_class, strict)
 
 
-def _read_predictions_json(path: Path, image_names: list[str], with_class: bool) -> Pairs:
+def _read_predictions_json(path: Path, image_names: list[str], with_class: bool, strict: bool = True) -> Pairs:
     from partwise.data.hico_det import _hoi_tables, _load_json
 
     data = _load_json(path)
@@ -420,7 +448,7 @@ def _read_predictions_json(path: Path, image_names: list[str], with_class: bool)
     h_arr = _boxes(path, locate, "human_box", hb)
     o_arr = _boxes(path, locate, "object_box", ob)
     s_arr = _numeric(path, locate, "score", sc, integer=False)
-    return _finish(path, locate, np.repeat(image_index, counts), hoi_arr, h_arr, o_arr, s_arr)
+    return _finish(path, locate, np.repeat(image_index, counts), hoi_arr, h_arr, o_arr, s_arr, strict)
 
 
 class _Locator:
@@ -482,11 +510,14 @@ def _is_number(v: Any) -> bool:
 
 
 def _finish(path: Path, locate: _Locator, img: np.ndarray, hoi: np.ndarray, hb: np.ndarray, ob: np.ndarray,
-            score: np.ndarray) -> Pairs:
-    _locate_bad(path, locate, "score", ~np.isfinite(score), "score is NaN or infinite")
+            score: np.ndarray, strict: bool = True) -> Pairs:
+    if strict:
+        _locate_bad(path, locate, "score", ~np.isfinite(score), "score is NaN or infinite")
     for column, box in (("human_box", hb), ("object_box", ob)):
         _locate_bad(path, locate, column, ~np.isfinite(box).all(axis=1), "non-finite coordinate")
-        _locate_bad(path, locate, column, (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1]), "x2 < x1 or y2 < y1")
+        if strict:
+            _locate_bad(path, locate, column, (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1]),
+                        "x2 < x1 or y2 < y1")
     boxes = np.hstack([hb, ob]) if len(hoi) else np.zeros((0, 8))
     return Pairs(img, hoi - 1, boxes, score)
 
@@ -494,7 +525,8 @@ def _finish(path: Path, locate: _Locator, img: np.ndarray, hoi: np.ndarray, hb: 
 PARQUET_COLUMNS = ("image", "hoi_id", "hx1", "hy1", "hx2", "hy2", "ox1", "oy1", "ox2", "oy2", "score")
 
 
-def read_predictions_parquet(path: str | os.PathLike, image_names: list[str], *, with_class: bool = True) -> Pairs:
+def read_predictions_parquet(path: str | os.PathLike, image_names: list[str], *, with_class: bool = True,
+                             strict: bool = True) -> Pairs:
     """Predictions from Parquet (columns in :data:`PARQUET_COLUMNS`; ``hoi_id`` not needed without class);
     InputError names the column and row."""
     import pyarrow as pa
@@ -548,15 +580,17 @@ def read_predictions_parquet(path: str | os.PathLike, image_names: list[str], *,
             raise InputError(path, f"column {column}", f"must be numeric, got {col.type}")
         numeric.append(col.to_numpy().astype(np.float64))
     boxes = np.stack(numeric[:8], axis=1) if n else np.zeros((0, 8))
-    return _finish_rows(path, idx, hoi, boxes, numeric[8])
+    return _finish_rows(path, idx, hoi, boxes, numeric[8], strict)
 
 
-def _finish_rows(path: Path, img: np.ndarray, hoi: np.ndarray, boxes: np.ndarray, score: np.ndarray) -> Pairs:
-    checks = (("score", ~np.isfinite(score), "score is NaN or infinite"),
+def _finish_rows(path: Path, img: np.ndarray, hoi: np.ndarray, boxes: np.ndarray, score: np.ndarray,
+                 strict: bool = True) -> Pairs:
+    checks = (("score", ~np.isfinite(score) if strict else np.zeros(len(score), bool), "score is NaN or infinite"),
               ("hx1..hy2", ~np.isfinite(boxes[:, :4]).all(axis=1), "non-finite coordinate"),
-              ("ox1..oy2", ~np.isfinite(boxes[:, 4:]).all(axis=1), "non-finite coordinate"),
-              ("hx1..hy2", (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]), "x2 < x1 or y2 < y1"),
-              ("ox1..oy2", (boxes[:, 6] < boxes[:, 4]) | (boxes[:, 7] < boxes[:, 5]), "x2 < x1 or y2 < y1"))
+              ("ox1..oy2", ~np.isfinite(boxes[:, 4:]).all(axis=1), "non-finite coordinate"))
+    if strict:
+        checks += (("hx1..hy2", (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]), "x2 < x1 or y2 < y1"),
+                   ("ox1..oy2", (boxes[:, 6] < boxes[:, 4]) | (boxes[:, 7] < boxes[:, 5]), "x2 < x1 or y2 < y1"))
     for column, bad, reason in checks:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -564,41 +598,97 @@ def _finish_rows(path: Path, img: np.ndarray, hoi: np.ndarray, boxes: np.ndarray
     return Pairs(img, hoi - 1, boxes, score)
 
 
-def read_predictions(path: str | os.PathLike, image_names: list[str], *, with_class: bool = True) -> Pairs:
-    """Predictions from ``.parquet`` or JSON (by suffix), in file order."""
+def read_predictions(path: str | os.PathLike, image_names: list[str], *, with_class: bool = True,
+                     strict: bool = True, score_mode: str = "product") -> Pairs:
+    """Predictions from ``.parquet``, JSON, ho-rcnn ``detections_XX.mat`` / ``detections.mat`` (a ``.mat`` file or
+    a folder of them) or an iCAN/TIN-style ``.pkl`` (by suffix), in file order. ``strict=False`` (the official
+    profile) accepts what ho-rcnn's evaluation scores: NaN/infinite scores and boxes with x2 < x1 or y2 < y1."""
     path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return read_predictions_parquet(path, image_names, with_class=with_class)
-    return read_predictions_json(path, image_names, with_class=with_class)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return read_predictions_parquet(path, image_names, with_class=with_class, strict=strict)
+    if suffix in (".mat", ".pkl", ".pickle") or path.is_dir():
+        from partwise.data import hico_det
+
+        if suffix in (".pkl", ".pickle"):
+            rows = hico_det.read_detections_pickle(path, image_names, score_mode=score_mode)
+        else:
+            rows = hico_det.read_detections_mat(path, len(image_names))
+        return _finish_rows(path, rows.image, rows.hoi, rows.boxes, rows.score, strict)
+    return read_predictions_json(path, image_names, with_class=with_class, strict=strict)
 
 
-def read_gt(path: str | os.PathLike) -> tuple[list[str], Pairs]:
-    """Test-split GT pairs from ``anno_bbox.mat`` (``bbox_test``) or ``test_hico.json``: (image names, pairs)."""
-    from partwise.data.hico_det import read_gt_pairs
+def write_detections_mat(det: Pairs, n_images: int, path: str | os.PathLike, *, per_object: bool = True) -> list:
+    """Write predictions (0-based boxes, as read) as ho-rcnn's ``detections_XX.mat`` files into folder ``path``
+    (or one ``detections.mat`` when not ``per_object``); reading them back gives the same evaluation."""
+    from partwise.data import hico_det
 
-    gt = read_gt_pairs(path, "test")
+    score = det.score if det.score is not None else np.zeros(len(det))
+    rows = hico_det.DetectionRows(det.image, det.cls + 1, det.boxes, score)
+    return hico_det.write_detections_mat(rows, n_images, path, per_object=per_object)
+
+
+def read_gt(path: str | os.PathLike, profile: str = "legacy") -> tuple[list[str], Pairs]:
+    """Test-split GT pairs from ``anno_bbox.mat`` (``bbox_test``) or ``test_hico.json``: (image names, pairs).
+    ``profile="official"`` with ``anno_bbox.mat``: ho-rcnn's ``gt_all{hoi_id, i} = boxes`` -- per image and HOI id
+    only the last visible entry counts (module docstring)."""
+    from partwise.data import hico_det
+
+    path = Path(path)
+    if profile == "official" and path.suffix.lower() == ".mat":
+        anno = hico_det.read_anno_bbox(path, splits=("test",))
+        if anno.test is None:
+            raise InputError(path, "bbox_test", "variable not in the file")
+        return [im.filename for im in anno.test], official_gt_pairs(anno.test)
+    gt = hico_det.read_gt_pairs(path, "test")
     return gt.images, Pairs(gt.image, gt.hoi - 1, gt.boxes)
+
+
+def official_gt_pairs(images: list) -> Pairs:
+    """GT pairs as ho-rcnn's ``eval_one.m`` builds them: for each image, the visible ``hoi`` entries in order, each
+    one *replacing* the pairs of its HOI id in that image (``gt_all{hoi_id, i} = boxes``) -- so with the same id
+    listed twice only the last visible entry counts, and a last entry without connections leaves none."""
+    img, cls, rows = [], [], []
+    for i, image in enumerate(images):
+        last: dict[int, np.ndarray] = {}
+        for h in image.hois:
+            if h.invis:
+                continue
+            conn = np.asarray(h.connection, dtype=np.int64).reshape(-1, 2) - 1
+            last[int(h.id)] = (np.hstack([np.asarray(h.humans)[conn[:, 0]], np.asarray(h.objects)[conn[:, 1]]])
+                               if len(conn) else np.zeros((0, 8)))
+        for hoi_id, boxes in last.items():
+            rows.append(boxes)
+            img.extend([i] * len(boxes))
+            cls.extend([hoi_id - 1] * len(boxes))
+    boxes = np.vstack(rows).astype(np.float64) if rows else np.zeros((0, 8))
+    return Pairs(np.asarray(img, dtype=np.int64), np.asarray(cls, dtype=np.int64), boxes.reshape(-1, 8))
 
 
 @dataclass
 class HicoResult:
-    """Per-class APs and the Full/Rare/Non-rare means of one setting."""
+    """Per-class APs and the Full/Rare/Non-rare means of one setting; ``mrec`` the same means of the per-class
+    final recall (ho-rcnn's ``mean(REC)``, printed as ``mAP / mRec``)."""
 
     classes: ClassResult
     full: float
     rare: float | None
     non_rare: float | None
+    mrec: dict[str, float | None] = field(default_factory=dict)
 
 
 def summarize(classes: ClassResult, rare: np.ndarray | None, profile: str) -> HicoResult:
     """Full/Rare/Non-rare means; ``legacy`` averages only over classes with GT (QPIC's ``gt_triplets``)."""
     present = classes.npos > 0 if profile == "legacy" else np.ones(len(classes.ap), dtype=bool)
     full = float(np.mean(classes.ap[present])) if present.any() else 0.0
+    mrec = {"full": float(np.mean(classes.recall[present])) if present.any() else 0.0}
     if rare is None:
-        return HicoResult(classes, full, None, None)
+        return HicoResult(classes, full, None, None, mrec)
     r, nr = present & rare, present & ~rare
+    mrec["rare"] = float(np.mean(classes.recall[r])) if r.any() else None
+    mrec["non_rare"] = float(np.mean(classes.recall[nr])) if nr.any() else None
     return HicoResult(classes, full, float(np.mean(classes.ap[r])) if r.any() else None,
-                      float(np.mean(classes.ap[nr])) if nr.any() else None)
+                      float(np.mean(classes.ap[nr])) if nr.any() else None, mrec)
 
 
 def evaluate_hico(gt: Pairs, det: Pairs, n_images: int, *, profile: str = "official", pred_one_based: bool = False,
@@ -633,7 +723,12 @@ def evaluate_hico(gt: Pairs, det: Pairs, n_images: int, *, profile: str = "offic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, help="anno_bbox.mat (bbox_test) or test_hico.json")
-    parser.add_argument("--pred", required=True, help="predictions: .json or .parquet (format: partwise.eval.hico)")
+    parser.add_argument("--pred", required=True,
+                        help="predictions: .json, .parquet, ho-rcnn detections_XX.mat files (a folder, one file, or "
+                             "detections.mat) or an iCAN/TIN-style .pkl (format: partwise.eval.hico)")
+    parser.add_argument("--pkl-score", choices=("product", "hoi"), default="product",
+                        help=".pkl predictions: HOI score x human score x object score (iCAN, default) or the HOI "
+                             "score alone")
     parser.add_argument("--anno", help="anno.mat: adds the Known-Object setting")
     parser.add_argument("--profile", choices=("official", "legacy"), default="official",
                         help="official = ho-rcnn MATLAB semantics; legacy = the QPIC/CDN Python port")
@@ -658,8 +753,9 @@ def run(args: argparse.Namespace):
     from partwise import vocab
 
     gt_path = Path(args.gt)
-    image_names, gt = read_gt(gt_path)
-    det = read_predictions(args.pred, image_names)
+    image_names, gt = read_gt(gt_path, args.profile)
+    det = read_predictions(args.pred, image_names, strict=args.profile != "official",
+                           score_mode=getattr(args, "pkl_score", "product"))
     rare_source = Path(args.rare_from) if args.rare_from else _default_rare_source(gt_path)
     rare = None
     if rare_source is not None:
@@ -679,7 +775,14 @@ def run(args: argparse.Namespace):
     default = results["default"]
     extra: dict[str, Any] = {}
     for setting, res in results.items():
-        extra[setting] = {"full": res.full, "rare": res.rare, "non_rare": res.non_rare}
+        extra[setting] = {"full": res.full, "rare": res.rare, "non_rare": res.non_rare,
+                          **{f"mrec_{k}": v for k, v in res.mrec.items()}}
+    # nested dicts: in --json only, not as 600-entry lines of the table
+    extra["per_class_recall"] = {setting: {str(c + 1): float(res.classes.recall[c]) for c in range(N_HOI)}
+                                 for setting, res in results.items()}
+    if "known_object" in results:
+        ko = results["known_object"].classes
+        extra["per_class_known_object"] = {"ap": {str(c + 1): float(ko.ap[c]) for c in range(N_HOI)}}
     extra["n_images"] = len(image_names)
     extra["n_gt_pairs"] = int(len(gt))
     extra["n_detections"] = int(len(det))

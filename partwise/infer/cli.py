@@ -97,4 +97,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{name}: {path}")
         for note in summary.notes:
             print(f"note: {note}")
+    for vid, error in summary.failed:  # the failed inputs, last (also in run.json "failed"); exit status 1
+        print(f"failed: {vid}: {error}")
     return 1 if summary.failed else 0

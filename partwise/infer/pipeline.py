@@ -53,6 +53,7 @@ See :mod:`partwise.infer.outputs` for the files written.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -100,11 +101,11 @@ class RunOptions:
     progress: bool = True
 
     def check(self) -> None:
-        if self.fps <= 0:
-            raise ConfigError(f"--fps must be positive, got {self.fps}")
+        if not 0 < self.fps < math.inf:  # NaN and infinity too: every video would fail later
+            raise ConfigError(f"--fps must be a positive number, got {self.fps}")
         if self.pose not in ("auto", "movenet", "mediapipe", "none"):
             raise ConfigError(f"--pose must be auto, movenet, mediapipe or none, got {self.pose!r}")
-        if self.pose_fps <= 0 or self.pose_window_s < 0:
+        if not 0 < self.pose_fps < math.inf or not 0 <= self.pose_window_s < math.inf:
             raise ConfigError("--pose-fps must be positive and --pose-window non-negative")
         if self.topk < 1 or self.max_people < 1:
             raise ConfigError("--topk and --max-people must be at least 1")
@@ -1006,6 +1007,9 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     from partwise.progress import write as progress_write
 
     options.check()
+    from partwise.io import check_output
+
+    check_output(out, "dir")
     err = err or progress_write
     items = discover_inputs(inputs)
     out = Path(out)
@@ -1050,6 +1054,7 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
 
     t0 = time.perf_counter()
     notes: list[str] = []
+    metadata["failed"] = [{"input": str(vid), "error": str(error)} for vid, error in failed]  # also in run.json
     merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
                            metadata=metadata, notes=notes, failed=failed)
     timings.write += time.perf_counter() - t0

@@ -52,6 +52,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     cfg = SynthConfig(seed=args.seed, videos=args.videos, seconds=args.seconds, width=args.size[0],
                       height=args.size[1], people=args.people, frames=not args.no_frames)
+    from partwise.io import check_output
+
+    check_output(args.out, "dir")
     summary = generate(args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite)
     videos = summary["videos"]
     n_train = sum(v["split"] == "train" for v in videos)

@@ -128,12 +128,15 @@ def load_yaml(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    from partwise.data.safe_json import load_yaml_text
+    from partwise.errors import InputError
+
     try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {line}invalid YAML") from None
+        values = load_yaml_text(text, path) or {}
+    except InputError as exc:  # invalid YAML or nested too deeply: one line naming the file and line
+        raise ConfigError(str(exc)) from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: the config must be a mapping")
     return values

@@ -107,6 +107,7 @@ def test_schema_of_one_chunk_is_reused_and_redone_when_it_does_not_fit(tree, mon
     whole = tps.read_records(tree)
     monkeypatch.setattr(tps, "FILES_PER_CHUNK", 1)
     monkeypatch.setattr(tps, "FIRST_CHUNK_FILES", 1)
+    monkeypatch.setenv("PARTWISE_PROGRESS_INTERVAL", "0")  # the plain (non-terminal) bar: a line per update
     assert tps.read_records(tree, progress=True).equals(whole)
     # the walk feeds the chunks, so the bar counts files without a known total
     assert "6file" in capsys.readouterr().err.replace(" ", "")

@@ -79,7 +79,8 @@ def test_cli_and_errors(files, tmp_path, capsys):
     assert cli_main(["eval", "vcoco", "--gt", str(files[0]), "--pred", str(files[1]), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["protocol"] == "v-coco role AP scenario 1"
-    assert out["mAP"] == pytest.approx((0.75 + 1 / 6) / 2, rel=1e-6)
+    assert out["mAP"] == pytest.approx((0.75 + 1 / 6 + 1.0) / 3, rel=1e-6)  # the official's Average Role AP
+    assert out["role_ap_24_without_point_instr_scenario_1"] == pytest.approx((0.75 + 1 / 6) / 2, rel=1e-6)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 1, "person_box": [0, 0, 9, 9], "hit_instr": [1, 2, 3]}]))
     gt = vcoco.read_gt(files[0])
