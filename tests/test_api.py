@@ -111,7 +111,7 @@ def test_synthetic_model_warns_once_and_bad_options_are_errors(clip, tmp_path, m
     assert len(results.warnings) == 1 and results.metadata["sources"]["detector"]["domain"] == "synthetic"
     with pytest.raises(TypeError, match="unknown option"):
         partwise.run(video, no_such_option=1)
-    with pytest.raises(ConfigError, match="--fps must be positive"):
+    with pytest.raises(ConfigError, match="--fps must be a positive number, got 0"):
         partwise.run(video, fps=0)
     with pytest.raises(TypeError, match="out=DIR"):
         partwise.run(video, boxes=str(root / "gt.csv"), pose="none", tps_json=True)
