@@ -12,7 +12,9 @@
 skipping inputs already done unless ``overwrite``) and reads the merged ``persons.parquet`` back. Options are
 :class:`partwise.infer.pipeline.RunOptions`' fields (``model``, ``boxes``, ``detector``, ``video_model``, ``fps``,
 ``max_people``, ``pose``, ``topk``, ``timestamp_start``, ``video``, ``progress``, ...) plus :data:`RUN_CONTROLS`
-(``workers``, ``overwrite``, ``tps_json``, ``ava_csv``; the last two need ``out``). ``partwise run`` is a thin layer
+(``workers``, ``overwrite``, ``tps_json``, ``ava_csv``; the last two need ``out``). ``gt`` (an AVA CSV, with
+``gt_labelmap``) needs ``out``: the evaluation goes into ``run.json`` (``results.metadata["evaluation"]``) and
+``index.html`` (:mod:`partwise.infer.evaluation`). ``partwise run`` is a thin layer
 on :func:`run_to_folder`.
 
 A keyframe appears in the results when at least one person was found in it. A model trained on synthetic data
@@ -102,6 +104,9 @@ def _run_in_memory(source, options: dict, warn: Callable[[str], None]) -> "Resul
     run_options, controls = make_options(options)
     if controls["tps_json"] or controls["ava_csv"]:
         raise TypeError("partwise.run(): tps_json and ava_csv write files: give out=DIR")
+    if run_options.gt is not None:
+        raise TypeError("partwise.run(): gt is scored into run.json and index.html: give out=DIR (or score "
+                        "results.table() with partwise.eval.ava.evaluate)")
     items = pipeline.discover_inputs(source)
     state = pipeline._check_sources(run_options, Path("."))
     metadata = pipeline.run_metadata(run_options, state)

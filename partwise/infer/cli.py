@@ -23,7 +23,8 @@ def register(subparsers) -> None:
         **examples("partwise run examples/real/vtest_0000_0149.mp4 --out runs/street",
                    "partwise run examples/real/basketball1.png --out runs/img --pose mediapipe --no-progress",
                    "partwise run clips/ --out runs/ava --model demo/model/model.pt --detector synth-person-detector "
-                   "--ava-csv"))
+                   "--ava-csv",
+                   "partwise run clips/ --out runs/eval --model synth-st-activity2vec --boxes gt.csv --gt gt.csv"))
     parser.add_argument("input", metavar="INPUT", help="a video, an image, or a folder of videos/images")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (results are added to it)")
     parser.add_argument("--model", metavar="CKPT|NAME",
@@ -62,6 +63,14 @@ def register(subparsers) -> None:
                              "--topk is how many PaSta states the rows keep)")
     parser.add_argument("--timestamp-start", type=float, default=None,
                         help="time of the first frame in --boxes' clock (default: 900 for AVA-style files, else 0)")
+    parser.add_argument("--gt", metavar="FILE",
+                        help="ground truth, an AVA CSV (video,time,x1,y1,x2,y2,action[,person]): after the run, "
+                             "person detection AP@0.5 and, with a --model giving actions, AVA frame mAP (official "
+                             "protocol) go into run.json and index.html (with the AP chart). Its video ids must be "
+                             "the inputs' file stems and its times the run's keyframe times (--boxes from an AVA "
+                             "file, or --timestamp-start)")
+    parser.add_argument("--labelmap", metavar="MAP.pbtxt", dest="gt_labelmap",
+                        help="the classes --gt's action mAP evaluates (default: the shipped AVA v2.2 60-class list)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--tps-json", action="store_true", help="also write the Kinetics-TPS submission JSON")
     parser.add_argument("--ava-csv", action="store_true", help="also write AVA detection CSVs (actions, PaSta)")
@@ -86,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                    timestamp_start=args.timestamp_start, video=not args.no_video,
                    objects=args.objects, object_threshold=args.object_threshold,
                    label_state_thr=args.label_state_thr, label_action_thr=args.label_action_thr,
-                   label_top_k=args.label_top_k, progress=not args.no_progress)
+                   label_top_k=args.label_top_k, gt=args.gt, gt_labelmap=args.gt_labelmap,
+                   progress=not args.no_progress)
     summary = run_to_folder(args.input, args.out, workers=args.workers, tps_json=args.tps_json,
                             ava_csv=args.ava_csv, overwrite=args.overwrite, **options)
     rank, world = distributed_rank()

@@ -14,8 +14,10 @@ Layout under ``OUT``::
                                          the objects each part touches)
     kinetics_tps/pred_vid_result.json    with --tps-json and --video-model: ``{video: class}``
     videos/<video_id>/video.json         with --video-model: the input's top classes ``[[name, probability], ...]``
-    run.json                             what produced the outputs (:func:`partwise.infer.pipeline.run_metadata`) and
-                                         each input's top video classes
+    run.json                             what produced the outputs (:func:`partwise.infer.pipeline.run_metadata`,
+                                         the label thresholds ``label_state_thr``/``label_action_thr``/``label_top_k``),
+                                         each input's top video classes, and with --gt ``evaluation``
+                                         (:func:`partwise.infer.evaluation.evaluate_run`)
     index.html                           one-page summary with a thumbnail per input
 
 Rows: :data:`RESULT_SCHEMA` = the canonical :data:`~partwise.data.records.PERSON_SCHEMA` (``dataset`` =
@@ -265,10 +267,13 @@ def _conform(table: pa.Table) -> pa.Table:
 
 def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = False, ava_csv: bool = False,
           metadata: dict | None = None, notes: list[str] | None = None,
-          failed: list[tuple[str, str]] | None = None) -> dict[str, Path]:
+          failed: list[tuple[str, str]] | None = None, gt: str | os.PathLike | None = None,
+          gt_labelmap: str | os.PathLike | None = None) -> dict[str, Path]:
     """Concatenate the done inputs' rows (in ``video_ids`` order, each input once) and write the merged files;
     ``metadata`` goes to ``run.json``; one-line remarks for the user are appended to ``notes``; ``failed``
-    ``[(video_id, error)]`` (this run's failed inputs) are listed on the page."""
+    ``[(video_id, error)]`` (this run's failed inputs) are listed on the page. With ``gt`` (an AVA CSV) the merged
+    rows are scored against it (:func:`partwise.infer.evaluation.evaluate_run`, evaluated classes ``gt_labelmap``):
+    ``run.json`` ``evaluation`` and the page's Evaluation section with the AP chart."""
     out = Path(out)
     notes = notes if notes is not None else []
     done = [v for v in dict.fromkeys(video_ids) if video_done(out, v)]
@@ -279,6 +284,15 @@ def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = Fals
              "run": out / "run.json"}
     write_parquet(table, paths["parquet"])
     write_jsonl(table, paths["jsonl"])
+    charts: dict[str, str] = {}
+    if gt is not None:
+        from partwise.infer.evaluation import evaluate_run
+
+        evaluation, charts = evaluate_run(table, gt, gt_labelmap)
+        metadata = metadata if metadata is not None else {}
+        metadata["evaluation"] = evaluation  # the caller's dict too (RunSummary.metadata)
+        notes += [f"evaluation: {n}" for n in evaluation["notes"]]
+        notes += [f"evaluation: {r['name']} {r['metric']} {r['text']} %" for r in evaluation["results"]]
     with atomic_write(paths["run"]) as fh:
         json.dump({**(metadata or {}), "videos": {v: {"classes": c} for v, c in classes.items()}}, fh, indent=1)
     if ava_csv:
@@ -303,7 +317,7 @@ def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = Fals
             if done:
                 notes.append("pred_vid_result.json needs --video-model (the Kinetics-TPS score needs it beside "
                              f"pred_part_result.json); {len(unclassified)} of {len(done)} inputs have no video class")
-    write_html(out, done, table, paths["html"], classes, metadata, failed=failed)
+    write_html(out, done, table, paths["html"], classes, metadata, failed=failed, charts=charts)
     return paths
 
 
@@ -362,7 +376,7 @@ _PAGE_CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222
              "section.input{border-top:2px solid #ccc;margin-top:2em;padding-top:0.5em}"
              ".legend span{display:inline-block;margin:0 1em 0.3em 0;font-size:0.9em}"
              ".legend i{display:inline-block;width:0.9em;height:0.9em;margin-right:0.3em;vertical-align:-0.1em}"
-             "svg.timeline text{font-family:sans-serif}.note{color:#555}")
+             "svg.timeline text{font-family:sans-serif}.note{color:#555}img.chart{width:auto;max-width:100%}")
 
 
 def _media_html(vid: str, folder: Path) -> str:
@@ -382,16 +396,23 @@ def _colour_map(counter: Counter) -> dict[str, str]:
     return {name: TIMELINE_COLOURS[i] for i, (name, _) in enumerate(counter.most_common(len(TIMELINE_COLOURS)))}
 
 
-def _timeline_svg(rows: list[dict]) -> tuple[str, str]:
+def _timeline_svg(rows: list[dict], labels=None) -> tuple[str, str]:
     """An input's per-track timeline (inline SVG): x = time, one row per track (``<g class='track'>``), its top
     part state per keyframe as coloured segments (upper band) and its top action (lower band, when a model gives
     actions); consecutive keyframes with the same state are one segment, named when wide enough; hovering shows
-    every state and action. Returns ``(svg, legend html)``."""
+    the states and actions the annotated video shows. ``labels``: the run's :class:`partwise.infer.render.Style`
+    (``--state-thr``, ``--action-thr``, ``--top-k``; default its defaults): states and actions under the thresholds
+    are not drawn (an action band keyframe without one is left light grey), the hover text lists ``top_k`` of each.
+    Returns ``(svg, legend html)``."""
+    from dataclasses import replace
+
     from partwise.infer import render
 
     if not rows:
         return "", ""
-    style = render.Style(top_k=1)
+    labels = labels or render.Style()
+    style = replace(labels, top_k=1)
+    every_style = replace(labels, top_k=max(labels.top_k, 1))
     times = sorted({float(r["time_s"]) for r in rows})
     spacing = min(np.diff(times)) if len(times) > 1 else 1.0
     t0, t1 = times[0] - spacing / 2, times[-1] + spacing / 2
@@ -406,7 +427,7 @@ def _timeline_svg(rows: list[dict]) -> tuple[str, str]:
         state_of[key] = states[0][0] if states else None
         actions = render.action_entries(r, style)
         action_of[key] = actions[0][0] if actions else None
-        every = render.state_entries(r, render.Style(top_k=5)) + render.action_entries(r, render.Style(top_k=5))
+        every = render.state_entries(r, every_style) + render.action_entries(r, every_style)
         detail[key] = "; ".join(render._fmt(n, s) for n, s in every)
     state_colours = _colour_map(Counter(v for v in state_of.values() if v))
     action_colours = _colour_map(Counter(v for v in action_of.values() if v))
@@ -469,29 +490,54 @@ def _timeline_svg(rows: list[dict]) -> tuple[str, str]:
     return "".join(out), legend
 
 
-def _evaluation_html(metadata: dict | None) -> str:
-    """The evaluation numbers when the run has them (``metadata["evaluation"]``: ``{name: value}``), else a line
-    saying there is no ground truth."""
+def _evaluation_html(metadata: dict | None, charts: dict[str, str] | None = None) -> str:
+    """The evaluation numbers when the run has them (``metadata["evaluation"]`` of
+    :func:`partwise.infer.evaluation.evaluate_run`: each metric in percent, the prior, what was skipped) and the AP
+    charts (``charts``: ``{name: data:image/png URI}``), else a line saying there is no ground truth."""
     evaluation = (metadata or {}).get("evaluation")
     if not evaluation:
         return ("<p class='note'>No evaluation numbers: <code>partwise run</code> is given no ground truth "
-                "(score the rows with <code>partwise eval</code>).</p>")
-    items = "".join(f"<li>{html.escape(str(k))}: {html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</li>"
-                    for k, v in evaluation.items())
-    return f"<h2>Evaluation</h2><ul class='evaluation'>{items}</ul>"
+                "(<code>--gt</code>; or score the rows with <code>partwise eval</code>).</p>")
+    esc = html.escape
+    items = []
+    for r in evaluation.get("results") or []:
+        prior = r.get("prior")
+        extra = (f" (label-frequency prior {esc(prior['text'])} %)" if prior and prior.get("percent") is not None
+                 else "")
+        count = (f", {r['classes_with_gt']} classes with GT" if "classes_with_gt" in r else
+                 f", {r['gt_boxes']} GT boxes, {r['detections']} detections" if "gt_boxes" in r else "")
+        items.append(f"<li data-metric='{esc(str(r['name']))}'>{esc(str(r['name']))} {esc(str(r['metric']))}: "
+                     f"<b>{esc(str(r['text']))} %</b>{extra} <span class='note'>{esc(str(r.get('protocol', '')))}"
+                     f"{count}</span></li>")
+    items += [f"<li class='note'>{esc(str(n))}</li>" for n in evaluation.get("notes") or []]
+    frames = evaluation.get("keyframes") or {}
+    head = (f"<p>ground truth <code>{esc(str(evaluation.get('gt')))}</code>, classes "
+            f"{esc(str(evaluation.get('labelmap')))}, IoU {evaluation.get('iou')}"
+            + (f"; {frames['with_run_rows']} of {frames['gt']} GT keyframes have run rows" if frames else "")
+            + "</p>")
+    images = "".join(f"<figure><img class='chart' alt='{esc(name)} AP per class' src='{uri}'>"
+                     f"<figcaption>{esc(name)}: AP per class with ground truth, sorted</figcaption></figure>"
+                     for name, uri in (charts or {}).items())
+    return f"<h2>Evaluation</h2>{head}<ul class='evaluation'>{''.join(items)}</ul>{images}"
 
 
 def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
                video_classes: dict[str, list | None] | None = None, metadata: dict | None = None,
-               failed: list[tuple[str, str]] | None = None) -> None:
+               failed: list[tuple[str, str]] | None = None, charts: dict[str, str] | None = None) -> None:
     """One self-contained page (inline CSS and SVG, no network; media by relative links): warnings (models trained
     on synthetic data, ``failed`` inputs and why), counts, the models and where people came from, a table with per
     input a thumbnail (inline JPEG), counts of keyframes, people and tracks, its top video classes (with
     --video-model), the most frequent actions (and Activity2Vec verbs) and part states; then per input the
-    annotated video (HTML5 player) and a per-track timeline of part states and actions (:func:`_timeline_svg`)."""
+    annotated video (HTML5 player) and a per-track timeline of part states and actions (:func:`_timeline_svg`, with
+    the run's label thresholds ``metadata["label_state_thr"]``, ``label_action_thr``, ``label_top_k``); with ground
+    truth, the evaluation numbers and ``charts`` (inline PNGs, :func:`_evaluation_html`)."""
     from partwise import vocab
 
+    from partwise.infer import render
+
     ava80 = vocab.load("ava80")
+    meta = metadata or {}
+    style = render.Style.of(meta.get("label_state_thr"), meta.get("label_action_thr"), meta.get("label_top_k"))
     video_classes = video_classes or {}
     with_classes = any(video_classes.get(v) for v in video_ids)
     by_video: dict[str, list[dict]] = {}
@@ -511,7 +557,7 @@ def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
              f"<h1>partwise run</h1>{_warnings_box(metadata, failed)}{counts}<p>{len(video_ids)} inputs, "
              f"{table.num_rows} person rows (<a href='persons.parquet'>persons.parquet</a>, "
              "<a href='persons.jsonl'>persons.jsonl</a>, <a href='run.json'>run.json</a>)</p>",
-             _describe_models(metadata), _evaluation_html(metadata),
+             _describe_models(metadata), _evaluation_html(metadata, charts),
              "<table><tr><th>input</th><th>preview</th><th>keyframes / rows / tracks</th>"
              + ("<th>video class</th>" if with_classes else "") + "<th>top actions</th><th>top part states</th></tr>"]
     sections = []
@@ -534,7 +580,7 @@ def write_html(out: Path, video_ids: list[str], table: pa.Table, path: Path,
                      f"<td>{len({r['frame_index'] for r in rows})} / {len(rows)} / {len({r['track_id'] for r in rows})}"
                      f"</td>" + (f"<td>{classes}</td>" if with_classes else "")
                      + f"<td>{_top(actions)}</td><td>{_top(states)}</td></tr>")
-        svg, legend = _timeline_svg(rows) if len({r["time_s"] for r in rows}) > 1 else ("", "")
+        svg, legend = _timeline_svg(rows, style) if len({r["time_s"] for r in rows}) > 1 else ("", "")
         timeline = (f"<h3>Part states and actions per track over time</h3>{svg}{legend}" if svg else
                     "<p class='note'>no people found</p>" if not rows else
                     "<p class='note'>one keyframe: no timeline (its states are in the table above)</p>")

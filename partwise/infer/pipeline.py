@@ -48,6 +48,9 @@ Per input (a video, or an image seen as a one-frame video):
    :func:`partwise.models.video_classifier.predict_video` on the whole input -> its top :data:`VIDEO_TOPK` classes
    (``video_label`` of every row, ``run.json``, the HTML summary, ``pred_vid_result.json`` with ``--tps-json``).
 7. **Frames** are decoded :data:`PREFETCH_KEYFRAMES` keyframes at a time, only those the steps above read.
+8. **Evaluation** (optional, ``--gt FILE``, an AVA CSV): after the merge, the rows are scored in-process
+   (:mod:`partwise.infer.evaluation`): person detection AP@0.5 and, with action scores, AVA frame mAP (official
+   profile) of the ``--labelmap`` classes -> ``run.json`` ``evaluation`` and the page's Evaluation section.
 
 See :mod:`partwise.infer.outputs` for the files written.
 """
@@ -55,7 +58,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -97,6 +99,9 @@ class RunOptions:
     label_state_thr: float = 0.3
     label_action_thr: float = 0.5
     label_top_k: int = 3
+    # ground truth scored after the merge (partwise.infer.evaluation): an AVA CSV, the evaluated classes' pbtxt
+    gt: str | None = None
+    gt_labelmap: str | None = None  # default: the shipped ava60 list
     video: bool = True
     progress: bool = True
 
@@ -115,6 +120,11 @@ class RunOptions:
             raise ConfigError(f"--object-threshold must be in [0, 1], got {self.object_threshold}")
         if not 0 <= self.label_state_thr <= 1 or not 0 <= self.label_action_thr <= 1 or self.label_top_k < 0:
             raise ConfigError("--state-thr and --action-thr must be in [0, 1] and --top-k at least 0")
+        for flag, path in (("--gt", self.gt), ("--labelmap", self.gt_labelmap)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path}: no such file")
+        if self.gt_labelmap is not None and self.gt is None:
+            raise ConfigError("--labelmap is the evaluated classes of --gt: give --gt too")
 
 
 @dataclass(frozen=True)
@@ -981,6 +991,11 @@ def run_metadata(options: RunOptions, state: _WorkerState | None) -> dict:
                                 classes=len(video_model.class_names) if video_model is not None else None),
         # part_boxes[].state and the Kinetics-TPS JSON hold Kinetics-TPS part states only
         "part_state_vocab": "kinetics-tps",
+        # what the annotated video's labels and the page's timeline show (--state-thr, --action-thr, --top-k)
+        "label_state_thr": options.label_state_thr,
+        "label_action_thr": options.label_action_thr,
+        "label_top_k": options.label_top_k,
+        "gt": options.gt,
         "warnings": provenance.synthetic_warnings({option: sources[key] for key, option in (
             ("pose", "--pose"), ("detector", "--detector"), ("object_detector", "--objects"), ("model", "--model"),
             ("video_model", "--video-model"))}),
@@ -1056,7 +1071,8 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     notes: list[str] = []
     metadata["failed"] = [{"input": str(vid), "error": str(error)} for vid, error in failed]  # also in run.json
     merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
-                           metadata=metadata, notes=notes, failed=failed)
+                           metadata=metadata, notes=notes, failed=failed, gt=options.gt,
+                           gt_labelmap=options.gt_labelmap)
     timings.write += time.perf_counter() - t0
     return RunSummary(done, skipped, failed, timings, merged, notes, metadata["warnings"], metadata)
 
