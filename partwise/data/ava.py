@@ -105,7 +105,8 @@ class AvaCsv:
 def keyframe_index(timestamp: np.ndarray | float, fps: int = AVA_FPS, start: float = AVA_TIMESTAMP_START):
     """Frame number of an AVA keyframe: ``(t - 900) * 30`` (SlowFast ``sec_to_frame``); int64 for arrays."""
     if np.ndim(timestamp):
-        return np.rint((np.asarray(timestamp, np.float64) - start) * fps).astype(np.int64)
+        with np.errstate(invalid="ignore"):  # out of int64 range: records.check_values reports the time_s
+            return np.rint((np.asarray(timestamp, np.float64) - start) * fps).astype(np.int64)
     return int(round((float(timestamp) - start) * fps))
 
 

@@ -178,6 +178,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise InputError(args.path, None, "no such file or directory")
     problems = module.validate(args.path)
+    if not problems:
+        # what ingest reads must pass too: the record model's range/finite checks (records.check_values)
+        from partwise.data.store import read_source
+
+        try:
+            read_source(args.format, args.path)
+        except InputError as exc:
+            problems = [exc.problem]
     for problem in problems:
         print(problem)
     if problems:

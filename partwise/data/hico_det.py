@@ -158,7 +158,9 @@ _LIST_ACTION_FIELDS = ("nname", "vname", "vname_ing", "syn", "def", "synset", "a
 def _loadmat(path: Path, variables: Iterable[str] | None = None) -> dict:
     import scipy.io
 
-    if not path.is_file():
+    from partwise.io import present_file
+
+    if not present_file(path):
         raise InputError(path, None, "no such file")
     try:
         with gc_paused():  # hundreds of thousands of small arrays
@@ -425,14 +427,14 @@ def gc_paused() -> Iterator[None]:
 
 
 def _load_json(path: Path) -> Any:
-    if not path.is_file():
+    from partwise.data import safe_json
+    from partwise.io import present_file
+
+    if not present_file(path):
         raise InputError(path, None, "no such file")
-    try:
-        with open(path, "rb") as fh, gc_paused():
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        line = getattr(exc, "lineno", None)
-        raise InputError(path, line, f"invalid JSON: {getattr(exc, 'msg', exc)}") from None
+    data = safe_json.read_bytes(path)
+    with gc_paused():
+        return safe_json.loads(data, path, label="invalid JSON")
 
 
 def _number(value: Any) -> bool:
@@ -447,6 +449,10 @@ def _json_image_problems(entry: Any, i: int) -> list[tuple[str, str]]:
     out = []
     if not isinstance(entry.get("file_name"), str):
         out.append((f"{where}.file_name", "missing or not a string"))
+    for key in ("width", "height"):
+        value = entry.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 31):
+            out.append((f"{where}.{key}", f"{value!r} is not a size in pixels (an integer 0..2^31-1)"))
     boxes = entry.get("annotations")
     if not isinstance(boxes, list):
         return out + [(f"{where}.annotations", "missing or not a list")]
@@ -610,16 +616,19 @@ def _split_of_json(path: Path) -> str:
 
 def _sources(path: Path, split: str | None) -> list[tuple[Path, str]]:
     """(file, split) pairs to read for ``path`` (a folder or a file)."""
+    from partwise.io import present_file
+
     if path.is_dir():
         mat = path / "anno_bbox.mat"
-        if mat.is_file():
+        if present_file(mat):
             return [(mat, s) for s in (("train", "test") if split is None else (split,))]
-        found = [(p, _split_of_json(p)) for p in (path / "trainval_hico.json", path / "test_hico.json") if p.is_file()]
+        found = [(p, _split_of_json(p)) for p in (path / "trainval_hico.json", path / "test_hico.json")
+                 if present_file(p)]
         found = [(p, s) for p, s in found if split is None or s == split]
         if not found:
             raise InputError(path, None, "no anno_bbox.mat, trainval_hico.json or test_hico.json in the folder")
         return found
-    if not path.is_file():
+    if not present_file(path):
         raise InputError(path, None, "no such file or folder")
     if path.suffix.lower() == ".mat":
         return [(path, s) for s in (("train", "test") if split is None else (split,))]
@@ -689,7 +698,12 @@ def read_records(path: str | os.PathLike, *, split: str | None = None, progress:
 
     builder = RecordBuilder()
     path = Path(path)
-    for file, file_split in _sources(path, split):
+    sources = _sources(path, split)
+    for file in dict.fromkeys(f for f, _ in sources if f.suffix.lower() == ".mat"):
+        # validate's rule: a .mat with neither split variable is an error, never 0 persons
+        if split is None and not any(_has_variable(file, f"bbox_{s}") for s in ("train", "test")):
+            raise InputError(file, None, "neither bbox_train nor bbox_test in the file")
+    for file, file_split in sources:
         if file.suffix.lower() == ".mat":
             if split is None and not _has_variable(file, f"bbox_{file_split}"):
                 continue  # a file with one of the two splits only

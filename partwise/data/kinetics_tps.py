@@ -186,6 +186,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_id(value: Any) -> bool:
+    """An id the records can hold: an integer within int64 (a larger one was blamed on a chunk's first file)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
+
+
 def _box_problem(box: Any) -> str | None:
     if not isinstance(box, list):
         return f"box must be a list [x1, y1, x2, y2], got {type(box).__name__}"
@@ -207,6 +212,10 @@ def _required_box_problems(entry: dict, path: str, key: str) -> list[Problem]:
 
 
 def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
+    """Problems of an ``objects`` value (frame- or human-level); null means no objects, as in Arrow's reading.
+    The one check of ``objects`` for validate and for both ingest paths."""
+    if objects is None:
+        return []
     if not isinstance(objects, list):
         return [Problem(path, where, f"must be a list, got {type(objects).__name__}")]
     out = []
@@ -216,8 +225,8 @@ def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
             out.append(Problem(path, key, f"must be an object, got {type(obj).__name__}"))
             continue
         out += _required_box_problems(obj, path, key)
-        if "number" in obj and not (isinstance(obj["number"], int) and not isinstance(obj["number"], bool)):
-            out.append(Problem(path, f"{key}.number", "must be an integer"))
+        if "number" in obj and not _is_id(obj["number"]):
+            out.append(Problem(path, f"{key}.number", f"must be an integer within 64 bits, got {obj['number']!r}"))
     return out
 
 
@@ -240,8 +249,8 @@ def frame_problems(frame: Any, path: str) -> list[Problem]:
             continue
         out += _required_box_problems(human, path, key)
         number = human.get("number")
-        if number is not None and not (isinstance(number, int) and not isinstance(number, bool)):
-            out.append(Problem(path, f"{key}.number", f"must be an integer, got {number!r}"))
+        if number is not None and not _is_id(number):
+            out.append(Problem(path, f"{key}.number", f"must be an integer within 64 bits, got {number!r}"))
         if "objects" in human:
             out += _objects_problems(human["objects"], path, f"{key}.objects")
         if "parts" not in human:
@@ -409,13 +418,13 @@ def _collect(video: VideoDir, frames: list[Any], cols: _Columns, rel_root: str) 
         humans = frame["humans"]
         if type(humans) is not list:
             raise _Malformed
+        frame_objects = frame.get("objects")
+        if frame_objects is not None and _objects_problems(frame_objects, path, "objects"):
+            raise _Malformed
         if not humans:
-            if "objects" in frame and _objects_problems(frame["objects"], path, "objects"):
-                raise _Malformed
             continue
         name = os.path.basename(path)
         index = frame_index(name)
-        frame_objects = frame.get("objects")
         for i, human in enumerate(humans):
             box = human["box"]
             if type(box) is not list or len(box) != 4:
@@ -433,7 +442,12 @@ def _collect(video: VideoDir, frames: list[Any], cols: _Columns, rel_root: str) 
                 pnames.append(part_name)
                 pstates.append(part["verb"])
             cols.part_offsets.append(len(pnames))
-            objects = human.get("objects", frame_objects)
+            if "objects" in human:
+                objects = human["objects"]
+                if objects is not None and _objects_problems(objects, path, f"humans[{i}].objects"):
+                    raise _Malformed
+            else:
+                objects = frame_objects
             if objects:
                 _object_fields(objects, cols)
             cols.object_offsets.append(len(cols.object_name))
@@ -699,7 +713,7 @@ def _arrow_frame_objects(table: pa.Table, file_of_human: np.ndarray) -> dict[str
     column = table.column("objects").combine_chunks()
     if pa.types.is_null(column.type):  # "objects": null everywhere
         return none
-    if not pa.types.is_list(column.type):
+    if not pa.types.is_list(column.type):  # e.g. a string somewhere: the Python path names it
         raise _Malformed
     values = column.values
     if len(values):

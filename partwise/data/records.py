@@ -252,3 +252,129 @@ def conform(table: pa.Table) -> pa.Table:
         else:
             arrays.append(pa.nulls(table.num_rows, fld.type))
     return pa.Table.from_arrays(arrays, schema=PERSON_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# value checks: the one range/finite check per record field
+
+#: largest ``time_s`` accepted: any frame rate up to 1000 fps still gives a frame index within int64
+MAX_TIME_S = float(2 ** 63 // 1000)
+#: how far ``x2`` may lie left of ``x1`` (``y2`` above ``y1``) before a box counts as inverted: rounding of
+#: normalized <-> pixel conversions, nothing more (pixels: a thousandth of a pixel)
+BOX_ORDER_TOLERANCE = 1e-6
+
+
+def _numbers(column: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
+    """(float64 values with NaN for null, valid mask) of a numeric column."""
+    import numpy as np
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    values = column.cast(pa.float64(), safe=False).fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+    return values, valid
+
+
+def _box_problems(fields: dict[str, Any], prefix: str) -> list[tuple[Any, str]]:
+    """(bad-row mask, reason) for the eight box fields of one box level (person, part, object)."""
+    import numpy as np
+
+    out = []
+    for name in BOX_KEYS:
+        values, valid = _numbers(fields[name])
+        out.append((valid & ~np.isfinite(values), f"{prefix}{name} is not a finite number"))
+    for a, b, tol in (("x1", "x2", BOX_ORDER_TOLERANCE), ("y1", "y2", BOX_ORDER_TOLERANCE),
+                      ("px1", "px2", 1e-3), ("py1", "py2", 1e-3)):
+        lo, lo_ok = _numbers(fields[a])
+        hi, hi_ok = _numbers(fields[b])
+        out.append((lo_ok & hi_ok & (hi < lo - tol), f"{prefix}box has {b} < {a}"))
+    return out
+
+
+def value_problem(table: pa.Table) -> tuple[int, str] | None:
+    """The first row of a person table (:data:`PERSON_SCHEMA` columns) with a value out of range, and why: boxes
+    finite with ``x1 <= x2``, ``y1 <= y2`` (person, part and object boxes); ``time_s`` finite, non-negative and
+    small enough for an int64 frame index; ``frame_index``, ``width``, ``height`` non-negative; ``score`` finite.
+    Ids are int64 by the schema (a reader that cannot convert a value names it itself). None when all is well."""
+    import numpy as np
+
+    n = table.num_rows
+    if n == 0:
+        return None
+    checks: list[tuple[Any, str]] = []
+    names = set(table.column_names)
+    if "time_s" in names:
+        t, ok = _numbers(table.column("time_s"))
+        checks.append((ok & ~np.isfinite(t), "time_s is not a finite number"))
+        checks.append((ok & np.isfinite(t) & (t < 0), "time_s is negative"))
+        checks.append((ok & np.isfinite(t) & (t > MAX_TIME_S), f"time_s is beyond {MAX_TIME_S:.3g} s"))
+    for name in ("frame_index", "width", "height"):
+        if name in names:
+            v, ok = _numbers(table.column(name))
+            checks.append((ok & (v < 0), f"{name} is negative"))
+    if "score" in names:
+        s, ok = _numbers(table.column("score"))
+        checks.append((ok & ~np.isfinite(s), "score is not a finite number"))
+    if all(k in names for k in BOX_KEYS):
+        checks += _box_problems({k: table.column(k) for k in BOX_KEYS}, "")
+    for column, prefix in (("part_boxes", "part "), ("objects", "object ")):
+        if column not in names:
+            continue
+        lists = table.column(column).combine_chunks()
+        if not len(lists) or pa.types.is_null(lists.type):
+            continue
+        values = lists.flatten()
+        if not len(values) or not pa.types.is_struct(values.type):
+            continue
+        if not all(values.type.get_field_index(k) >= 0 for k in BOX_KEYS):
+            continue
+        row_of = np.repeat(np.arange(n), pc_list_lengths(lists))
+        for mask, reason in _box_problems({k: values.field(k) for k in BOX_KEYS}, prefix):
+            rows = np.zeros(n, bool)
+            rows[row_of[mask]] = True
+            checks.append((rows, reason))
+    best: tuple[int, str] | None = None
+    for mask, reason in checks:
+        if mask.any():
+            row = int(np.argmax(mask))
+            if best is None or row < best[0]:
+                best = (row, reason)
+    return best
+
+
+def pc_list_lengths(lists: pa.Array) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+
+
+def check_values(table: pa.Table, path: str | None = None) -> pa.Table:
+    """``table`` unchanged when :func:`value_problem` finds nothing; else :class:`partwise.errors.InputError`
+    naming the file and the line/key of the bad row (from its ``source`` column, ``"<file>:<line>"`` or
+    ``"<file>:<key>"``, resolved against ``path``, the file or folder the reader was given)."""
+    import os
+
+    from partwise.errors import InputError
+
+    found = value_problem(table)
+    if found is None:
+        return table
+    row, reason = found
+    source = table.column("source")[row].as_py() if "source" in table.column_names else None
+    file, where = None, None
+    if source:
+        file, _, where = source.rpartition(":")
+        if not file:
+            file, where = source, None
+    if path is not None:
+        path = os.fspath(path)
+        if not file:
+            file = path
+        elif os.path.isdir(path):
+            joined = os.path.join(path, file)
+            file = joined if os.path.exists(joined) else file
+        else:
+            file = path
+    if where is not None and where.isdigit():
+        where = int(where)
+    raise InputError(file, where, reason)

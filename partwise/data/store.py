@@ -77,7 +77,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from partwise.data import formats
-from partwise.data.records import PERSON_SCHEMA, conform
+from partwise.data.records import PERSON_SCHEMA, check_values, conform
 from partwise.errors import ConfigError, InputError
 from partwise.io import InterruptedSwapError, atomic_dir, atomic_write, recover_dir
 
@@ -182,7 +182,7 @@ def ingest(format_name: str, path: str | os.PathLike, out_dir: str | os.PathLike
         for source in (path, with_pasta):
             if not Path(source).exists():
                 raise InputError(source, None, "no such file or directory")
-        table = conform(gio.read_joint(str(with_pasta), str(path), split=split, progress=progress))
+        table = check_values(conform(gio.read_joint(str(with_pasta), str(path), split=split, progress=progress)))
         entry_format = "gio+hake-ava"
         entry_id = source_id(entry_format, f"{Path(path).resolve()}|{Path(with_pasta).resolve()}")
     entry = {
@@ -232,7 +232,7 @@ def read_source(format_name: str, path: str | os.PathLike, *, split: str | None 
         raise TypeError(f"{module.__name__}.read_records returned {type(table).__name__}, not a pyarrow.Table")
     if table.schema != PERSON_SCHEMA:
         table = conform(table)
-    return table
+    return check_values(table, str(path))
 
 
 def load_format(format_name: str):

@@ -142,6 +142,22 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def _load_failure(exc: Exception) -> str:
+    """One line for a failed ``torch.load(weights_only=True)``: the refused global when the unpickler refused one
+    (never torch's advice to load with ``weights_only=False``: the file is not trusted), else the first line."""
+    import re
+
+    text = str(exc)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.<>]+)", text) or re.search(r"GLOBAL ([\w.<>]+)", text)
+    if refused:
+        return (f"refused: the checkpoint's pickle calls {refused.group(1)}, which a weights-only checkpoint never "
+                "does (not loaded; nothing in it was run)")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if "weights_only" not in line and "trust" not in line] or lines
+    reason = re.sub(r"\x1b\[[0-9;]*m", "", lines[0]) if lines else type(exc).__name__
+    return f"cannot read as a weights-only torch checkpoint: {reason}"
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file safely (``weights_only=True``); errors name the file."""
     if not os.path.exists(path):
@@ -151,8 +167,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of many kinds; report them as bad input, one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(path, None, f"cannot read as a weights-only torch checkpoint: {reason}") from None
+        raise InputError(path, None, _load_failure(exc)) from None
     if not isinstance(obj, dict):
         raise InputError(path, None, f"expected a dict checkpoint, got {type(obj).__name__}")
     return obj

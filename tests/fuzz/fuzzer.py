@@ -248,6 +248,10 @@ def _file_case(synth: Path, fmt: str, target_rel: Path, rng: random.Random, stru
 
     def argv(case_dir: Path) -> list[str]:
         root = case_dir / "in" / FORMAT_DIRS[fmt]
+        if fmt == "hico-det" and target_rel.parent.name == "annotations":
+            # a folder with anno_bbox.mat is read from the .mat alone (documented); the JSON files are read
+            # when their own folder is given
+            root = root / "annotations"
         out = case_dir / "out" / "result"
         if command == "validate":
             return ["data", "validate", fmt, str(root)]
@@ -269,9 +273,6 @@ def _file_case(synth: Path, fmt: str, target_rel: Path, rng: random.Random, stru
     # a broken file where one is expected must fail -- where the command reads that file (ingest/convert do not
     # read the label map)
     case.must_fail = structural and (command == "validate" or target_rel.suffix != ".pbtxt")
-    # hico-det's readers (partwise/data/hico_det.py) are being reworked elsewhere: their silent loss of a broken
-    # annotation file is reported as known-open, not failed, until that lands (issue 13, class 3)
-    case.known_open = structural and fmt == "hico-det"  # type: ignore[attr-defined]
     return case
 
 
@@ -299,6 +300,94 @@ def _apply(target: Path, rng: random.Random, structural: bool, marker: str) -> s
         what, new = mutate_bytes(data, rng)
     target.write_bytes(new)
     return what
+
+
+#: out-of-range values the record model must refuse (issue 13, class 4): (format, file, CSV field, values)
+RANGE_CSV = [
+    ("ava", "ava_val_v2.2.csv", 1, ["12345678901234567890", "-5", "nan", "inf"]),
+    ("ava", "ava_val_v2.2.csv", 2, ["nan", "inf", "-inf", "0.99"]),
+    ("hake-ava", "video_pasta_val.csv", 1, ["12345678901234567890", "-5", "nan"]),
+    ("hake-ava", "video_pasta_val.csv", 2, ["nan", "inf", "0.99"]),
+    ("gio", "DIO_val.csv", 1, ["12345678901234567890", "-5"]),
+    ("gio", "DIO_val.csv", 2, ["nan", "0.99"]),
+    ("gio", "DIO_val.csv", 6, ["nan", "inf", "0.99"]),
+]
+#: JSON files whose first box ([4 numbers]) and first "width" get out-of-range values
+RANGE_JSON = [("kinetics-tps", None), ("hake-instance", "hake-instance-level.json"),
+              ("hake-image", "hake-image-level.json"), ("hico-det", "annotations/test_hico.json")]
+RANGE_JSON_VALUES = [("box0", float("nan")), ("box0", float("inf")), ("box0", 1e9), ("box2", -1e9),
+                     ("width", -1), ("height", -5)]
+
+
+def _first_path(value, want) -> tuple | None:
+    """Depth-first path of the first JSON node for which ``want(key, node)`` holds."""
+    stack = [((), None, value)]
+    while stack:
+        path, key, node = stack.pop()
+        if want(key, node):
+            return path
+        if isinstance(node, dict):
+            stack.extend(reversed([(path + (k,), k, v) for k, v in node.items()]))
+        elif isinstance(node, list):
+            stack.extend(reversed([(path + (i,), i, v) for i, v in enumerate(node)]))
+    return None
+
+
+def _is_box(key, node) -> bool:
+    return (isinstance(node, list) and len(node) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in node))
+
+
+def range_cases(synth: Path) -> list[Case]:
+    """Values out of range (NaN/Infinity boxes, inverted boxes, negative or 20-digit times, negative sizes) in
+    otherwise valid files: ``validate`` and ``ingest`` must both refuse them (exit 2, naming the file)."""
+    cases: list[Case] = []
+
+    def command(kind, fmt, root_rel):
+        def argv(d: Path) -> list[str]:
+            root = d / "in" / FORMAT_DIRS[fmt] / root_rel
+            if kind == "validate":
+                return ["data", "validate", fmt, str(root)]
+            return ["data", "ingest", fmt, str(root), "--out", str(d / "out/result"), "--no-progress"]
+        return argv
+
+    for fmt, name, index, values in RANGE_CSV:
+        for value in values:
+            def prepare(case_dir: Path, fmt=fmt, name=name, index=index, value=value) -> None:
+                target = _copy_format(case_dir, synth, fmt) / name
+                lines = target.read_text().split("\n")
+                fields = lines[0].split(",")
+                fields[index] = value
+                lines[0] = ",".join(fields)
+                target.write_text("\n".join(lines))
+            for kind in ("validate", "ingest"):
+                cases.append(Case(f"range {kind} {fmt} {name} field {index + 1}={value}", prepare=prepare,
+                                  argv=command(kind, fmt, ""), must_fail=True, named=[name],
+                                  out="out/result" if kind == "ingest" else None))
+    for fmt, name in RANGE_JSON:
+        if name is None:
+            name = str(next(p for p in _files(synth / FORMAT_DIRS[fmt]) if p.name.startswith("img_"))
+                       .relative_to(synth / FORMAT_DIRS[fmt]))
+        root_rel = "annotations" if fmt == "hico-det" else ""
+        value = json.loads((synth / FORMAT_DIRS[fmt] / name).read_bytes())
+        for what, new in RANGE_JSON_VALUES:
+            if what.startswith("box"):
+                path = _first_path(value, _is_box)
+                path = None if path is None else path + (int(what[-1]),)
+            else:
+                path = _first_path(value, lambda k, v, what=what: k == what)
+            if path is None:
+                continue
+
+            def prepare(case_dir: Path, fmt=fmt, name=name, path=path, new=new) -> None:
+                target = _copy_format(case_dir, synth, fmt) / name
+                data = _set(json.loads(target.read_bytes()), path, new)
+                target.write_text(json.dumps(data, allow_nan=True))
+            for kind in ("validate", "ingest"):
+                cases.append(Case(f"range {kind} {fmt} {name} {'/'.join(map(str, path))}={new!r}", prepare=prepare,
+                                  argv=command(kind, fmt, root_rel), must_fail=True, named=[Path(name).name],
+                                  out="out/result" if kind == "ingest" else None))
+    return cases
 
 
 def fixed_cases(synth: Path) -> list[Case]:
@@ -509,7 +598,7 @@ def describe(result: Result) -> str:
 
 def build_cases(synth: Path, seed: int, n_file_cases: int) -> list[Case]:
     rng = random.Random(seed)
-    return fixed_cases(synth) + file_cases(synth, rng, n_file_cases)
+    return fixed_cases(synth) + range_cases(synth) + file_cases(synth, rng, n_file_cases)
 
 
 if __name__ == "__main__":  # python -m tests.fuzz.fuzzer [SEED] [N]: run outside pytest, print every failure

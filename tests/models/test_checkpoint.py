@@ -183,8 +183,9 @@ def test_unsafe_and_bad_files(tmp_path):
 
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {"a": torch.zeros(1)}, "x": Evil()}, evil)
-    with pytest.raises(InputError, match="evil.pth: cannot read as a weights-only"):
+    with pytest.raises(InputError, match=r"evil.pth: refused: the checkpoint.s pickle calls (builtins\.)?print") as info:
         read_checkpoint(evil)
+    assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     with pytest.raises(InputError, match="not a torch checkpoint"):
