@@ -63,10 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except PartwiseError as exc:
         print(f"partwise: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # before OSError, its base class: output piped into `head` and closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # A file-system error on a path the user gave (a directory where a file is expected, a dangling link, a
         # loop, no permission) that no reader turned into an InputError: still one line naming the file, exit 2.
-        if exc.filename is None or isinstance(exc, BrokenPipeError):
+        if exc.filename is None:
             raise
         where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
         print(f"partwise: error: {where}: {exc.strerror or exc}", file=sys.stderr)
@@ -74,10 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("partwise: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # Output piped into `head` and closed early.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":
