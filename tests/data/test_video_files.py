@@ -26,23 +26,10 @@ from PIL import Image
 from partwise.cli import main
 from partwise.data import video as V
 from partwise.errors import InputError
+from tests.data.test_video import HEIGHT, WIDTH, _decode, _pattern
 
-WIDTH, HEIGHT = 64, 48
-BITS = 7
-BAR = WIDTH // 8
-
-
-def pattern(index: int) -> np.ndarray:
-    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    for bit in range(BITS):
-        if (index >> bit) & 1:
-            frame[:, bit * BAR:(bit + 1) * BAR] = 255
-    frame[:, BITS * BAR:] = 128
-    return frame
-
-
-def spelled(frame: np.ndarray) -> int:
-    return sum(1 << bit for bit in range(BITS) if frame[4:-4, bit * BAR + 2:(bit + 1) * BAR - 2].mean() > 127)
+# the frames spell their index in 7 bars (tests/data/test_video.py's pattern): one encoder, one reader
+pattern, spelled = _pattern, _decode
 
 
 def encode(path: Path, fmt: str, codec: str, pts: list[int], *, time_base: Fraction | None = None,
