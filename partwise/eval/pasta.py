@@ -314,23 +314,51 @@ def _matrix(table: pa.Table, column: str, width: int, path: str, where) -> np.nd
     return matrix
 
 
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
 def _read_jsonl(path: str) -> pa.Table:
+    """JSON Lines through Arrow's reader, after the nesting guard (deep nesting must never reach it); when Arrow
+    refuses the file, the first offending line is found and named: bad JSON, not an object, or a field whose type
+    differs from an earlier line's."""
     import pyarrow.json as pajson
 
+    from partwise.data.safe_json import check_nesting, read_bytes
+
+    data = read_bytes(path)
+    check_nesting(data, path)
     try:
-        return pajson.read_json(path)
+        return pajson.read_json(pa.BufferReader(data))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
-    with open(path, encoding="utf-8") as fh:  # find the offending line for the message
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 text (byte {exc.start})") from None
+    first_kind: dict[str, tuple[str, int]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, number, f"bad JSON: {exc.msg}") from None
+        if not isinstance(obj, dict):
+            raise InputError(path, number, "line is not a JSON object")
+        for key, value in obj.items():
+            if value is None:
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, number, f"bad JSON: {exc.msg}") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, number, "line is not a JSON object")
+            kind = _json_kind(value)
+            seen = first_kind.setdefault(key, (kind, number))
+            if seen[0] != kind:
+                raise InputError(path, f"line {number}.{key}", f"{kind} here, {seen[0]} on line {seen[1]}")
     raise InputError(path, None, "inconsistent column types between lines")
 
 

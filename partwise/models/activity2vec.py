@@ -242,11 +242,11 @@ class Activity2Vec(nn.Module):
         return out
 
 
-def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = True):
+def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = True, path=None):
     """Load a HAKE checkpoint (``{"model_state_dict": ...}`` or the bare state dict) through the checkpoint adapter
     (source ``hake_activity2vec``: ``resnet50.*`` -> ``backbone.*``; HAKE's duplicate registrations
     ``image_to_head.*`` / ``resnet_layer4.*`` must hold the same tensors and are otherwise unexpected). Returns the
-    :class:`partwise.models.checkpoint.LoadReport`.
+    :class:`partwise.models.checkpoint.LoadReport`. ``path``: the file, named in the one-line error of a strict load.
 
     HAKE's bottlenecks carry their stride on the 1x1 conv: a resnet50-trunk model built with ``stride_in_1x1=False``
     is switched to that layout (its config too) once the weights are loaded; key coverage alone cannot tell the two
@@ -254,7 +254,7 @@ def load_hake_checkpoint(model: Activity2Vec, checkpoint: dict, strict: bool = T
     from partwise.models.checkpoint import load_state_dict, state_dict_of
     from partwise.models.resnet import set_stride_in_1x1
 
-    report = load_state_dict(model, state_dict_of(checkpoint), "hake_activity2vec", strict=strict)
+    report = load_state_dict(model, state_dict_of(checkpoint), "hake_activity2vec", strict=strict, path=path)
     if model.config.trunk == "resnet50" and not model.config.stride_in_1x1:
         set_stride_in_1x1(model.backbone, True)
         model.config.stride_in_1x1 = True

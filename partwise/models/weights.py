@@ -292,7 +292,7 @@ def load(spec: str | os.PathLike, families: tuple[str, ...], option: str = "--mo
         from partwise.models.checkpoint import read_checkpoint
 
         model = Activity2Vec(language_matrix=load_language_matrix())
-        load_hake_checkpoint(model, record if record is not None else read_checkpoint(path))
+        load_hake_checkpoint(model, record if record is not None else read_checkpoint(path), path=path)
         model.eval()
         extra = {}
     elif loader == "tfjs":

@@ -246,3 +246,15 @@ def test_empty_prediction_file(tmp_path):
     path.write_text("")
     with pytest.raises(InputError, match="empty file"):
         P.read_predictions(path)
+
+
+def test_jsonl_field_of_another_type_names_the_line_and_key(tmp_path):
+
+    path = tmp_path / "pred.jsonl"
+    path.write_text('{"image": "a.jpg", "box": [0, 0, 1, 1]}\n{"image": "b.jpg", "box": [0, 0, 1, 1]}\n'
+                    '{"image": 7, "box": [0, 0, 1, 1]}\n')
+    with pytest.raises(InputError, match=r"pred\.jsonl:line 3\.image: a number here, text on line 1"):
+        P.read_predictions(path)
+    path.write_text('{"image": "a.jpg", "box": ' + "[" * 200 + "]" * 200 + "}\n")
+    with pytest.raises(InputError, match="nested more than 64 levels"):
+        P.read_predictions(path)

@@ -237,3 +237,17 @@ def test_trunk_settings_are_checked():
     with pytest.raises(ValueError, match="stride_in_1x1"):
         Activity2VecConfig(trunk="resnet18", stride_in_1x1=True)
     assert Activity2VecConfig().head_channels == 1024 and Activity2VecConfig().skeleton_dim == 2704
+
+
+def test_shape_mismatch_through_the_run_load_path_names_the_file(tmp_path):
+    """`partwise run --model hake.pth` with a mis-shaped tensor: one line naming the file and the key."""
+    from partwise.models import weights
+
+    state = hake_state_dict()
+    state["verb_cls_scores.weight"] = torch.zeros(3, 3)
+    path = tmp_path / "hake.pth"
+    torch.save({"model_state_dict": state}, path)
+    with pytest.raises(InputError) as err:
+        weights.load(path, ("activity2vec",))
+    message = str(err.value)
+    assert str(path) in message and "verb_cls_scores" in message and "\n" not in message
