@@ -11,18 +11,12 @@ from partwise.cli import main as cli_main
 from partwise.data import hico_det
 from partwise.errors import InputError
 from partwise.eval import hico
+from tests.eval.test_hico import seq_ap  # 11-point AP summed as ho-rcnn does
 
 P1 = [1.0, 1, 10, 10]      # 1-based GT boxes
 P2 = [101.0, 101, 120, 120]
 D1 = [0, 0, 9, 9]          # 0-based detections of P1 / P2
 D2 = [100, 100, 119, 119]
-
-
-def seq_ap(precisions):
-    ap = 0.0
-    for p in precisions:
-        ap += p / 11
-    return ap
 
 
 def hoi(id_, pair_boxes, invis=0):
