@@ -307,6 +307,12 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
             save_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, step, history, config_dict, rank, world)
     if bar is not None:
         bar.close()
+    if world > 1:
+        # rank 0 goes on to evaluate alone; a process group still alive when a rank's interpreter exits aborts it
+        # ("terminate called without an active exception") on some runs
+        del wrapped
+        dist.barrier()
+        dist.destroy_process_group()
     if rank == 0:
         write_metrics(out_dir, history)
         if history:  # max_steps 0 evaluates the init weights without a step
