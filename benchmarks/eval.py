@@ -1,50 +1,73 @@
-"""Benchmark partwise's AVA frame-mAP evaluator on an AVA-val-sized input against a straightforward baseline.
+"""Benchmark partwise's AVA frame-mAP evaluator against the real tools, as whole processes.
 
-Generates (seeded) about 50,000 GT keyframes, 250,000 GT rows and 7 million detection rows as CSV files in a
-temporary folder, then times ``partwise.eval.ava.evaluate`` end to end (CSV parsing included) for each profile in
-a fresh process (peak memory = that process's ``ru_maxrss``). The baseline is a plain per-keyframe Python
-evaluator of the official semantics (csv module, dicts, heapq, per-keyframe numpy IoU), the way the original tools
-work; it runs on a 2% keyframe subset and its time is scaled by the subset's share of detection rows. Both
-evaluate that subset too, so the script also checks that they agree. Then it runs ``benchmarks/eval_hico.py`` when
-that file exists (``--skip-hico`` to skip).
+Peers (each installed or found at benchmark time, never part of partwise's requirements):
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval.py [--keyframes 50000] [--det-rows 7000000] [--skip-hico]
+* **mmaction2** ``ava_eval`` (``mmaction/evaluation/functional/ava_utils.py`` and its ``ava_evaluation/`` folder from
+  the mmaction2 1.2.0 wheel on PyPI), installed with ``pip install "numpy<2" mmaction2==1.2.0 --no-deps`` into a
+  scratch virtual environment (``--peer-env``, default ``benchmarks/.peer-ava/``, git-ignored; created when missing).
+  Its modules are loaded by file path under stub parent packages, so ``mmaction/__init__`` (which needs mmengine)
+  never runs; ``ava_eval`` itself runs unchanged except that its ``multiprocessing.Pool(32)`` map runs in-process,
+  so that its CPU and peak RSS are one process's like partwise's and 32 workers do not swamp a shared machine
+  (``--peer-pool``: the pool as shipped; its peak RSS is then its largest process's). Compared with partwise
+  ``--profile mmaction2``.
+* **ActivityNet** ``get_ava_performance.py`` (the official AVA evaluator). It is not on PyPI: give the ``Evaluation``
+  folder of an ActivityNet checkout with ``--official-dir`` (it holds ``get_ava_performance.py`` and ``ava/``); run
+  unchanged through its own ``main()`` in the peer environment, with only the numpy aliases it uses (``np.bool``,
+  ``np.float``, removed in numpy 1.24) put back. Compared with partwise ``--profile official``. Without the folder
+  the benchmark says so and skips that comparison.
+
+mAP agreement: the tools rank detections with ``np.argsort``'s default sort, whose order among exactly tied scores
+(AVA result files hold 4-decimal scores, so ties are common) differs between numpy 1.26 (the peer environment) and
+numpy 2 (partwise's); the mAPs then differ slightly (measured: 5e-7 and 8e-7 at AVA-val size, 3e-4 on 500
+keyframes) and the difference is printed. ``--peer-python partwise`` runs the peers in partwise's interpreter
+instead (numpy 2, with the aliases they use put back: ``np.NAN`` for mmaction2), where the mAPs agree to 1e-15.
+
+Data: seeded synthetic AVA-val-sized files (about 50,000 GT keyframes, 234,000 GT rows, 7 million detection rows,
+exclusions, a 60-class label map), written to ``--data`` (kept for reuse) or a temporary folder. Each tool runs as a
+fresh process, peer and partwise alternating for ``--rounds`` rounds; for each child the benchmark prints CPU seconds
+(user + sys of the process and its reaped children, from ``os.wait4``), wall seconds and peak RSS (``ru_maxrss``:
+for a tool that forks workers, its largest single process), the CPU and wall ratios and both mAPs. partwise runs
+through its command line (``python -m partwise eval ava``) and through the lean entry ``python -m
+partwise.eval.ava`` (same options, no other metric imported). A small input (``--small-keyframes``, default 500)
+shows start-up. Then ``benchmarks/eval_hico.py`` runs (``--skip-hico`` to skip).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval.py [--keyframes 50000] [--det-rows 7000000] [--rounds 2]
+        [--data DIR] [--peer-env DIR] [--official-dir ActivityNet/Evaluation] [--peer-pool]
+        [--peer-python env|partwise] [--skip-hico]
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import heapq
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
+ROOT = Path(__file__).resolve().parents[1]
+MMACTION2 = "mmaction2==1.2.0"
 AVA_FIRST, AVA_LAST = 902, 1798
 EVALUATED = (1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 20, 22, 24, 26, 27, 28, 29, 30, 34, 36, 37, 38, 41,
              43, 45, 46, 47, 48, 49, 51, 52, 54, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 72, 73,
              74, 76, 77, 78, 79, 80)
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # synthetic AVA-val-sized data
 # ----------------------------------------------------------------------------------------------------------------
 
-def _video_ids(rng: np.random.Generator, n: int) -> list[str]:
+def _video_ids(rng, n: int) -> list[str]:
+    import numpy as np
+
     alphabet = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
     return ["".join(rng.choice(alphabet, 11)) for _ in range(n)]
 
 
 def generate(folder: Path, keyframes: int, det_rows: int, seed: int = 0) -> dict:
     """Write gt.csv, gt2020.csv (+ 2-column rows of GT-less keyframes), det.csv, excl.csv and labelmap.pbtxt."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -148,203 +171,262 @@ def generate(folder: Path, keyframes: int, det_rows: int, seed: int = 0) -> dict
             "excluded": int(exc.shape[0])}
 
 
-def subset(folder: Path, out: Path, fraction: float, seed: int = 1) -> dict:
-    """Keep a random ``fraction`` of the keyframes (rows of gt2020.csv and det.csv on them)."""
-    rng = np.random.default_rng(seed)
-    keys = set()
-    with open(folder / "gt2020.csv") as fh:
-        for line in fh:
-            keys.add(line.split(",", 2)[0] + "," + line.split(",", 2)[1].strip())
-    keys = sorted(keys)
-    chosen = {keys[i] for i in rng.choice(len(keys), max(1, int(len(keys) * fraction)), replace=False)}
-    counts = {}
-    for name in ("gt2020.csv", "det.csv"):
-        n = 0
-        with open(folder / name) as src, open(out / name, "w") as dst:
-            for line in src:
-                parts = line.split(",", 2)
-                if parts[0] + "," + parts[1].strip() in chosen:
-                    dst.write(line)
-                    n += 1
-        counts[name] = n
-    (out / "labelmap.pbtxt").write_bytes((folder / "labelmap.pbtxt").read_bytes())
-    return counts
+
+# ----------------------------------------------------------------------------------------------------------------
+# peers: the scratch environment and the runners that run inside it
+# ----------------------------------------------------------------------------------------------------------------
+
+#: run inside the peer's interpreter: mmaction2's ava_eval, loaded by file path under stub parent packages
+MMACTION2_RUNNER = r'''
+import contextlib, io, json, sys, types
+from pathlib import Path
+import numpy as np
+site, det, labelmap, gt, excl, out, serial = sys.argv[1:8]
+if "NAN" not in np.__dict__:  # removed in numpy 2; ava_evaluation/metrics.py still uses it
+    np.NAN = np.nan
+functional = Path(site) / "mmaction" / "evaluation" / "functional"
+# stub parents: mmaction/__init__ imports mmengine; the functional modules themselves need numpy only
+for name, folder in (("mmaction", functional.parent.parent), ("mmaction.evaluation", functional.parent),
+                     ("mmaction.evaluation.functional", functional)):
+    module = types.ModuleType(name)
+    module.__path__ = [str(folder)]
+    sys.modules[name] = module
+from mmaction.evaluation.functional import ava_utils
+if serial == "1":
+    class InProcessPool:  # the same map, in this process
+        def __init__(self, *args, **kwargs):
+            pass
+        def map(self, fn, items):
+            return list(map(fn, items))
+    ava_utils.multiprocessing = types.SimpleNamespace(Pool=InProcessPool)
+with contextlib.redirect_stdout(io.StringIO()):  # its per-class table
+    result = ava_utils.ava_eval(det, "mAP", labelmap, gt, excl if excl != "-" else None, verbose=False)
+Path(out).write_text(json.dumps({"mAP": float(result["overall"])}))
+'''
+
+#: run inside the peer's interpreter: ActivityNet's get_ava_performance.py through its own main()
+OFFICIAL_RUNNER = r'''
+import contextlib, io, json, re, runpy, sys
+from pathlib import Path
+import numpy as np
+evaluation, det, labelmap, gt, out = sys.argv[1:6]
+for alias, value in (("bool", bool), ("float", float)):  # removed in numpy 1.24; the tool still uses them
+    if alias not in np.__dict__:
+        setattr(np, alias, value)
+sys.path[:0] = [evaluation, str(Path(evaluation) / "ava")]
+sys.argv = ["get_ava_performance.py", "-l", labelmap, "-g", gt, "-d", det]
+text = io.StringIO()
+with contextlib.redirect_stdout(text):
+    runpy.run_path(str(Path(evaluation) / "get_ava_performance.py"), run_name="__main__")
+found = re.search(r"mAP@0\.5IOU'\s*:\s*(?:np\.float64\()?([-+0-9.eE]+|nan)", text.getvalue())
+Path(out).write_text(json.dumps({"mAP": float(found.group(1)) if found else None}))
+'''
+
+
+def peer_python(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+def ensure_peer_env(env: Path) -> Path | None:
+    """The scratch environment with mmaction2 1.2.0 (no dependencies) and numpy<2; created when missing. Returns
+    the site-packages folder holding ``mmaction``, or None (said why) when it cannot be set up."""
+    python = peer_python(env)
+    if not python.exists():
+        print(f"peer: creating {env} (python -m venv; pip install \"numpy<2\" {MMACTION2} --no-deps) ...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, capture_output=True, text=True)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            print(f"peer: cannot create the virtual environment ({exc}); skipping the peers")
+            return None
+    site = _peer_site(python)
+    if site is None or not (site / "mmaction" / "evaluation" / "functional" / "ava_utils.py").exists():
+        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy<2", MMACTION2, "--no-deps"],
+                              capture_output=True, text=True)
+        site = _peer_site(python)
+        if done.returncode != 0 or site is None or not (site / "mmaction").exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["?"]
+            print(f"peer: mmaction2 missing, pip failed ({tail[0]}); skipping the mmaction2 comparison")
+            return None
+    return site
+
+
+def _peer_site(python: Path) -> Path | None:
+    done = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True)
+    return Path(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def peer_numpy(python: Path) -> str:
+    done = subprocess.run([str(python), "-c", "import numpy; print(numpy.__version__)"], capture_output=True, text=True)
+    return done.stdout.strip() or "missing"
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the straightforward baseline: official semantics, one keyframe at a time
+# timing whole processes
 # ----------------------------------------------------------------------------------------------------------------
 
-def baseline_official(gt_path: Path, det_path: Path, class_ids: list[int], cap: int = 50) -> float:
-    """Per-keyframe Python evaluator with the official 2020 semantics; returns the mAP."""
-    whitelist = set(class_ids)
-
-    def read(path, capacity):
-        entries, keys = defaultdict(list), set()
-        with open(path, newline="") as fh:
-            for row in csv.reader(fh):
-                key = f"{row[0]},{float(row[1]):.6f}"
-                keys.add(key)
-                if len(row) == 2 or int(row[6]) not in whitelist:
-                    continue
-                x1, y1, x2, y2 = (float(v) for v in row[2:6])
-                item = (float(row[7]) if len(row) == 8 else 1.0, int(row[6]), y1, x1, y2, x2)
-                heap = entries[key]
-                if capacity < 1 or len(heap) < capacity:
-                    heapq.heappush(heap, item)
-                elif item[0] > heap[0][0]:
-                    heapq.heapreplace(heap, item)
-        return {k: sorted(v, key=lambda e: -e[0]) for k, v in entries.items()}, keys
-
-    gts, included = read(gt_path, 0)
-    dets, _ = read(det_path, cap)
-    num_gt = defaultdict(int)
-    for items in gts.values():
-        for item in items:
-            num_gt[item[1]] += 1
-    scores, labels = defaultdict(list), defaultdict(list)
-    for key, items in dets.items():
-        if key not in included:
-            continue
-        gt_items = gts.get(key, [])
-        for cid in sorted({it[1] for it in items}):
-            d = np.array([it[2:] for it in items if it[1] == cid], dtype=float).reshape(-1, 4)
-            s = np.array([it[0] for it in items if it[1] == cid], dtype=float)
-            valid = (d[:, 0] < d[:, 2]) & (d[:, 1] < d[:, 3])
-            d, s = d[valid], s[valid]
-            g = np.array([it[2:] for it in gt_items if it[1] == cid], dtype=float).reshape(-1, 4)
-            tp = np.zeros(len(s), bool)
-            if len(g):
-                ih = np.maximum(0, np.minimum(d[:, None, 2], g[None, :, 2]) - np.maximum(d[:, None, 0], g[None, :, 0]))
-                iw = np.maximum(0, np.minimum(d[:, None, 3], g[None, :, 3]) - np.maximum(d[:, None, 1], g[None, :, 1]))
-                inter = ih * iw
-                area_d = (d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1])
-                area_g = (g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1])
-                iou = inter / (area_d[:, None] + area_g[None, :] - inter)
-                best = np.argmax(iou, axis=1)
-                used = np.zeros(len(g), bool)
-                for i in range(len(s)):
-                    if iou[i, best[i]] >= 0.5 and not used[best[i]]:
-                        tp[i] = used[best[i]] = True
-            scores[cid].append(s)
-            labels[cid].append(tp)
-    aps = []
-    for cid in class_ids:
-        if num_gt[cid] == 0:
-            continue
-        if not scores[cid]:
-            aps.append(0.0)
-            continue
-        s, t = np.concatenate(scores[cid]), np.concatenate(labels[cid])
-        order = np.argsort(s)[::-1]
-        hits = t[order].astype(int)
-        ctp = np.cumsum(hits)
-        precision = ctp / np.arange(1, len(hits) + 1)
-        recall = ctp / num_gt[cid]
-        r = np.concatenate([[0], recall, [1]])
-        p = np.concatenate([[0], precision, [0]])
-        for i in range(len(p) - 2, -1, -1):
-            p[i] = max(p[i], p[i + 1])
-        idx = np.where(r[1:] != r[:-1])[0] + 1
-        aps.append(float(np.sum((r[idx] - r[idx - 1]) * p[idx])))
-    return float(np.mean(aps)) if aps else float("nan")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# runners
-# ----------------------------------------------------------------------------------------------------------------
-
-def _worker(args) -> None:
-    """Run one partwise evaluation and print wall and CPU seconds (CSV parsing, evaluation), peak RSS and mAP."""
-    from partwise.eval.ava import evaluate, read_rows
-    from partwise.vocab import read_label_map
-
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    label_map = read_label_map(args.labelmap)
-    gt = read_rows(args.gt, kind="gt")
-    det = read_rows(args.pred, kind="det")
-    wall1, cpu1 = time.perf_counter(), time.process_time()
-    result = evaluate(gt, det, label_map, profile=args.profile,
-                      exclusions=args.exclusions if args.exclusions else None)
-    wall2, cpu2 = time.perf_counter(), time.process_time()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux reports KiB)
-    print(json.dumps({"seconds": wall2 - wall0, "parse_s": wall1 - wall0, "eval_s": wall2 - wall1,
-                      "cpu_s": cpu2 - cpu0, "parse_cpu_s": cpu1 - cpu0, "eval_cpu_s": cpu2 - cpu1,
-                      "peak_mib": peak, "mAP": result.value}))
-
-
-def _run_worker(profile: str, gt: Path, det: Path, labelmap: Path, exclusions: Path | None) -> dict:
-    cmd = [sys.executable, __file__, "--_worker", "--profile", profile, "--gt", str(gt), "--pred", str(det),
-           "--labelmap", str(labelmap)]
-    if exclusions is not None:
-        cmd += ["--exclusions", str(exclusions)]
+def run_child(cmd: list[str], result_file: Path | None = None) -> dict:
+    """Run ``cmd`` as a child process; CPU (user + sys, reaped grandchildren included), wall, peak RSS (MiB) from
+    ``os.wait4``; ``mAP`` from ``result_file`` (peers) or the JSON line on stdout (partwise)."""
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"worker failed ({profile}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {child.returncode}:\n{stderr[-2000:]}")
+    if result_file is not None:
+        value = json.loads(result_file.read_text())["mAP"]
+    else:
+        value = json.loads(stdout.strip().splitlines()[-1])["mAP"]
+    return {"cpu": usage.ru_utime + usage.ru_stime, "user": usage.ru_utime, "sys": usage.ru_stime, "wall": wall,
+            "rss": usage.ru_maxrss / 1024, "mAP": value}
+
+
+def partwise_cmd(entry: str, profile: str, gt: Path, det: Path, labelmap: Path, excl: Path | None) -> list[str]:
+    head = [sys.executable, "-m", "partwise", "eval", "ava"] if entry == "cli" else [sys.executable, "-m",
+                                                                                    "partwise.eval.ava"]
+    cmd = head + ["--gt", str(gt), "--pred", str(det), "--labelmap", str(labelmap), "--profile", profile,
+                  "--json", "--no-progress"]
+    return cmd + (["--exclusions", str(excl)] if excl is not None else [])
+
+
+def compare(name: str, peer_cmd, peer_file: Path, ours: dict[str, list[str]], rounds: int) -> dict:
+    """Alternate peer and partwise runs (peer first in odd rounds); print each run, then best-of CPU and wall."""
+    runs: dict[str, list[dict]] = {"peer": []}
+    runs.update({k: [] for k in ours})
+    for r in range(rounds):
+        order = ["peer", *ours] if r % 2 == 0 else [*ours, "peer"]
+        for who in order:
+            got = run_child(peer_cmd, peer_file) if who == "peer" else run_child(ours[who])
+            runs[who].append(got)
+            label = name if who == "peer" else f"partwise ({who})"
+            print(f"  round {r + 1}  {label:<24} CPU {got['cpu']:8.2f} s (user {got['user']:7.2f} + sys "
+                  f"{got['sys']:6.2f})  wall {got['wall']:8.2f} s  peak RSS {got['rss']:7.0f} MiB  mAP "
+                  f"{got['mAP']!r}", flush=True)
+    best = {who: {"cpu": min(x["cpu"] for x in rs), "wall": min(x["wall"] for x in rs),
+                  "rss": max(x["rss"] for x in rs), "mAP": rs[-1]["mAP"]} for who, rs in runs.items()}
+    peer = best["peer"]
+    for who in ours:
+        mine = best[who]
+        diff = abs(peer["mAP"] - mine["mAP"]) if peer["mAP"] is not None else float("nan")
+        agree = "agree" if diff <= 1e-6 else f"DIFFER by {diff:.3e}"
+        print(f"  {name} / partwise ({who}): CPU x{peer['cpu'] / mine['cpu']:.1f} (best {peer['cpu']:.2f} / "
+              f"{mine['cpu']:.2f} s), wall x{peer['wall'] / mine['wall']:.1f} ({peer['wall']:.2f} / "
+              f"{mine['wall']:.2f} s), peak RSS {peer['rss']:.0f} vs {mine['rss']:.0f} MiB; mAP {peer['mAP']!r} vs "
+              f"{mine['mAP']!r} ({agree})", flush=True)
+    return best
+
+
+def run_suite(folder: Path, args, site: Path | None, title: str, rounds: int) -> None:
+    print(f"\n{title}", flush=True)
+    labelmap = folder / "labelmap.pbtxt"
+    entries = ("cli", "module")
+    if site is not None:
+        out = folder / "peer-mmaction2.json"
+        peer = [str(args.peer_exe), "-c", MMACTION2_RUNNER, str(site), str(folder / "det.csv"),
+                str(labelmap), str(folder / "gt.csv"), str(folder / "excl.csv"), str(out),
+                "0" if args.peer_pool else "1"]
+        ours = {e: partwise_cmd(e, "mmaction2", folder / "gt.csv", folder / "det.csv", labelmap, folder / "excl.csv")
+                for e in entries}
+        pool = "its Pool(32) as shipped" if args.peer_pool else "its Pool(32) map run in-process"
+        print(f" mmaction2 {MMACTION2.split('==')[1]} ava_eval ({pool}) vs partwise --profile mmaction2:")
+        compare("mmaction2 ava_eval", peer, out, ours, rounds)
+    else:
+        print(" mmaction2 ava_eval: peer missing, comparison skipped")
+    official = args.official_dir
+    if official is not None and (official / "get_ava_performance.py").exists() and site is not None:
+        out = folder / "peer-official.json"
+        peer = [str(args.peer_exe), "-c", OFFICIAL_RUNNER, str(official), str(folder / "det.csv"),
+                str(labelmap), str(folder / "gt2020.csv"), str(out)]
+        ours = {e: partwise_cmd(e, "official", folder / "gt2020.csv", folder / "det.csv", labelmap, None)
+                for e in entries}
+        print(f" ActivityNet get_ava_performance.py ({official}) vs partwise --profile official:")
+        compare("ActivityNet official", peer, out, ours, rounds)
+    else:
+        if site is None:
+            why = "no peer environment"
+        elif official is None:
+            why = "no --official-dir given"
+        else:
+            why = f"{official / 'get_ava_performance.py'} not found"
+        print(f" ActivityNet get_ava_performance.py: not available offline ({why}; it is not on PyPI -- pass the "
+              "Evaluation folder of an ActivityNet checkout with --official-dir); comparison skipped")
+
+
+def prepare(folder: Path, keyframes: int, det_rows: int, seed: int) -> None:
+    stamp = folder / "generated.json"
+    wanted = {"keyframes": keyframes, "det_rows": det_rows, "seed": seed}
+    if stamp.exists() and json.loads(stamp.read_text()).get("args") == wanted:
+        sizes = json.loads(stamp.read_text())["sizes"]
+        print(f"data: reusing {folder}", end=": ")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        # in a child: a child's ru_maxrss starts at this process's RSS (fork/exec), so this one stays small
+        subprocess.run([sys.executable, __file__, "--_generate", str(folder), str(keyframes), str(det_rows),
+                        str(seed)], check=True)
+        sizes = json.loads((folder / "sizes.json").read_text())
+        stamp.write_text(json.dumps({"args": wanted, "sizes": sizes}))
+        print(f"data: generated in {time.perf_counter() - start:.1f} s in {folder}", end=": ")
+    print(f"{sizes['gt_keyframes']:,} GT keyframes, {sizes['gt_rows']:,} GT rows, {sizes['det_rows']:,} detection "
+          f"rows on {sizes['det_keyframes']:,} keyframes, {sizes['excluded']} excluded keyframes "
+          f"(det.csv {os.path.getsize(folder / 'det.csv') / 2**20:.0f} MiB)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keyframes", type=int, default=50_000, help="GT keyframes (AVA val: about 50,000)")
     parser.add_argument("--det-rows", type=int, default=7_000_000, help="detection rows (about 7 million)")
-    parser.add_argument("--baseline-fraction", type=float, default=0.02, help="keyframe share the baseline runs on")
-    parser.add_argument("--profiles", default="official,mmaction2,slowfast")
+    parser.add_argument("--small-keyframes", type=int, default=500, help="GT keyframes of the start-up run (0: skip)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per comparison (full size)")
+    parser.add_argument("--data", type=Path, help="folder for the generated files (kept and reused)")
+    parser.add_argument("--peer-env", type=Path, default=ROOT / "benchmarks" / ".peer-ava",
+                        help="scratch virtual environment for the peers (created when missing)")
+    parser.add_argument("--official-dir", type=Path,
+                        help="ActivityNet's Evaluation folder (get_ava_performance.py and ava/)")
+    parser.add_argument("--peer-pool", action="store_true",
+                        help="run mmaction2's per-keyframe map in its Pool(32) as shipped (default: in-process)")
+    parser.add_argument("--peer-python", choices=("env", "partwise"), default="env",
+                        help="interpreter of the peers: the scratch environment's (numpy<2, default) or "
+                             "partwise's (numpy 2)")
     parser.add_argument("--skip-hico", action="store_true", help="do not run benchmarks/eval_hico.py")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--profile", help=argparse.SUPPRESS)
-    parser.add_argument("--gt", help=argparse.SUPPRESS)
-    parser.add_argument("--pred", help=argparse.SUPPRESS)
-    parser.add_argument("--labelmap", help=argparse.SUPPRESS)
-    parser.add_argument("--exclusions", help=argparse.SUPPRESS)
+    parser.add_argument("--_generate", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args._worker:
-        _worker(args)
+    if args._generate:
+        folder, keyframes, det_rows, seed = args._generate
+        sizes = generate(Path(folder), int(keyframes), int(det_rows), int(seed))
+        (Path(folder) / "sizes.json").write_text(json.dumps(sizes))
         return 0
+    args.peer_env = args.peer_env.resolve()
+    if args.official_dir is not None:
+        args.official_dir = args.official_dir.resolve()
 
+    import resource
+
+    site = ensure_peer_env(args.peer_env)
+    print(f"benchmark process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (the floor "
+          "of every child's figure)")
+    args.peer_exe = peer_python(args.peer_env) if args.peer_python == "env" else Path(sys.executable)
+    if site is not None:
+        print(f"peer: {MMACTION2} from {args.peer_env}, run by {args.peer_exe} (numpy {peer_numpy(args.peer_exe)})")
     with tempfile.TemporaryDirectory(prefix="partwise-bench-ava-") as tmp:
-        folder = Path(tmp)
-        start = time.perf_counter()
-        sizes = generate(folder, args.keyframes, args.det_rows, args.seed)
-        print(f"generated in {time.perf_counter() - start:.1f} s: {sizes['gt_keyframes']:,} GT keyframes, "
-              f"{sizes['gt_rows']:,} GT rows, {sizes['det_rows']:,} detection rows on {sizes['det_keyframes']:,} "
-              f"keyframes, {sizes['excluded']} excluded keyframes "
-              f"(det.csv {os.path.getsize(folder / 'det.csv') / 2**20:.0f} MiB)")
-        print("\npartwise (end to end, CSV parsing included, one fresh process each):")
-        timings = {}
-        for profile in args.profiles.split(","):
-            gt = folder / ("gt2020.csv" if profile == "official" else "gt.csv")
-            excl = None if profile == "official" else folder / "excl.csv"
-            r = _run_worker(profile, gt, folder / "det.csv", folder / "labelmap.pbtxt", excl)
-            timings[profile] = r
-            print(f"  {profile:<10} {r['seconds']:6.2f} s wall (parse {r['parse_s']:5.2f} + evaluate "
-                  f"{r['eval_s']:5.2f}), "
-                  f"{r['cpu_s']:6.2f} s CPU (parse {r['parse_cpu_s']:5.2f} + evaluate {r['eval_cpu_s']:5.2f}), "
-                  f"peak RSS {r['peak_mib']:5.0f} MiB, mAP {r['mAP']:.6f}")
-
-        sub = folder / "subset"
-        sub.mkdir()
-        counts = subset(folder, sub, args.baseline_fraction, args.seed + 1)
-        scale = sizes["det_rows"] / max(1, counts["det.csv"])
-        start, cpu_start = time.perf_counter(), time.process_time()
-        base_map = baseline_official(sub / "gt2020.csv", sub / "det.csv", list(EVALUATED))
-        base_seconds, base_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        ours = _run_worker("official", sub / "gt2020.csv", sub / "det.csv", sub / "labelmap.pbtxt", None)
-        print(f"\nbaseline: per-keyframe Python loop (csv module + heapq + per-keyframe numpy IoU, official "
-              f"semantics) on a {100 * args.baseline_fraction:g}% keyframe subset ({counts['det.csv']:,} "
-              f"detection rows): {base_seconds:.2f} s wall / {base_cpu:.2f} s CPU, scaled x{scale:.1f} to the full "
-              f"input = {base_seconds * scale:.0f} s wall / {base_cpu * scale:.0f} s CPU (ESTIMATE)")
-        diff = abs(base_map - ours["mAP"])
-        verdict = "identical" if diff == 0 else f"differ by {diff:.2e}"
-        print(f"  agreement on the subset: baseline mAP {base_map:.12f}, partwise official {ours['mAP']:.12f} "
-              f"({verdict})")
-        if "official" in timings:
-            ours_full = timings["official"]
-            print(f"  speed-up of partwise official (end to end) over the scaled baseline: "
-                  f"x{base_seconds * scale / ours_full['seconds']:.0f} wall, "
-                  f"x{base_cpu * scale / ours_full['cpu_s']:.0f} CPU")
+        folder = args.data.resolve() if args.data else Path(tmp) / "full"
+        prepare(folder, args.keyframes, args.det_rows, args.seed)
+        run_suite(folder, args, site, f"AVA-val-sized input, {args.rounds} alternating rounds, one fresh process "
+                                      "per run:", args.rounds)
+        if args.small_keyframes:
+            small = (folder.parent / f"{folder.name}-small") if args.data else Path(tmp) / "small"
+            rows = max(1, args.det_rows * args.small_keyframes // max(1, args.keyframes))
+            prepare(small, args.small_keyframes, rows, args.seed)
+            run_suite(small, args, site, f"small input ({args.small_keyframes} GT keyframes): start-up, 3 rounds",
+                      3)
 
     hico = Path(__file__).with_name("eval_hico.py")
     if not args.skip_hico and hico.exists():

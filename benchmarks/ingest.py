@@ -1,23 +1,40 @@
-"""Kinetics-TPS ingest: ``partwise.data.kinetics_tps.read_records`` vs a plain ``json.load`` loop.
+"""Kinetics-TPS ingest: ``partwise data ingest`` vs a plain ``json.load`` loop, both as whole processes.
 
-Builds (in a temporary folder, or ``--dir``) a tree shaped like ``train_annotations/<class>/<video>/<video>/
-img_XXXXX.json`` with ``--files`` per-frame JSON files (default 100,000; 150 frames per video, 24 classes, 1-3
-humans per frame with 5 of the 10 parts each, states from a 74-name pool, an object on some frames), then times
+Builds (in a temporary folder, or ``--dir``) trees shaped like ``train_annotations/<class>/<video>/<video>/
+img_XXXXX.json`` with ``--sizes`` per-frame JSON files each (default 4,000 and 64,000; 150 frames per video, 24
+classes, 1-3 humans per frame with 5 of the 10 parts each, states from a 74-name pool, an object on some frames),
+then times, alternating, as separate processes started the same way (``python FILE`` / ``python -m partwise``):
 
-* baseline: ``for f in files: json.load(open(f))`` in one process, given the file list for free;
-* partwise: ``read_records(tree)`` -- walk, parse, validate, and build the full person table;
+* peer ``bare``: the same walk, ``json.load`` of every file, nothing kept or written (the floor of such a loop);
+* peer ``loop``: the script in :data:`PEER` -- what a researcher would write: walk the tree with ``os.walk``,
+  ``json.load`` every file, collect the per-person rows (video, class, frame, person number, box, the
+  ``"part: state"`` names and part boxes) into lists and pickle them to a file;
+* peer ``parquet``: the same loop, then the rows written as one Parquet file with pyarrow (zstd) -- the same kind
+  of output as partwise's store (the loop's cost over ``bare`` is largely CPython's cyclic garbage collector walking
+  the lists it keeps -- the default, left on, as a researcher's script would);
+* ``partwise``: ``partwise data ingest kinetics-tps TREE --out STORE --no-progress`` -- walk, parse, validate,
+  build the person table and write the store (Parquet shards and manifest).
 
-both on a warm page cache, best of ``--repeat`` runs each, and prints files/s and the ratio.
+Each contender's wall time, CPU time (the child's user + system, from ``os.wait4``) and peak RSS (the child's
+``ru_maxrss``) are printed, median over ``--repeat`` rounds after one warm-up round (page cache warm for all), and
+the ratios peer / partwise (above 1: partwise is faster or smaller). partwise parses on ``pyarrow.cpu_count()``
+threads, which honours ``OMP_NUM_THREADS``; ``--threads`` sets it (default 1: one thread against one thread). With
+more, the printout says partwise uses a pool, and the CPU ratio is the fair figure. The rows are compared: the
+person rows partwise stored must equal the peer's (video, frame, person, box, part states).
 
-    OMP_NUM_THREADS=1 python benchmarks/ingest.py --files 100000
+    OMP_NUM_THREADS=1 python benchmarks/ingest.py                   # 4k and 64k files, one thread each
+    OMP_NUM_THREADS=1 python benchmarks/ingest.py --sizes 4000 --repeat 5 --threads 2
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +44,52 @@ PARTS = ["head", "hip", "left_arm", "right_arm", "left_hand", "right_hand", "lef
 STATES = [f"state_{k:02d}" for k in range(60)] + ["bend", "unbend", "step_on", "stand", "hold", "carry", "push",
                                                  "lift", "none", "others", "tiptoe", "grab", "kick", "jump"]
 OBJECTS = ["rope", "bag", "ball", "bar", "discus", "board", "none"]
+
+#: The peer: a plain json.load loop as a researcher would write it (argv: TREE OUT {bare,pickle,parquet}).
+PEER = r'''
+import json, os, sys
+
+root, out, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+if kind == "bare":  # json.load every file, keep and write nothing: the floor of any such loop
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.startswith("img_") and name.endswith(".json"):
+                with open(os.path.join(dirpath, name)) as fh:
+                    json.load(fh)
+    sys.exit(0)
+rows = {"video_id": [], "label": [], "frame_index": [], "person_id": [], "box": [], "pasta": [], "part_boxes": []}
+for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    video = os.path.basename(dirpath)
+    label = os.path.basename(os.path.dirname(os.path.dirname(dirpath)))
+    for name in sorted(filenames):
+        if not (name.startswith("img_") and name.endswith(".json")):
+            continue
+        with open(os.path.join(dirpath, name)) as fh:
+            frame = json.load(fh)
+        index = int(name[4:-5])
+        for human in frame["humans"]:
+            parts = sorted(human["parts"].items())
+            rows["video_id"].append(video)
+            rows["label"].append(label)
+            rows["frame_index"].append(index)
+            rows["person_id"].append(human.get("number"))
+            rows["box"].append(human["box"])
+            rows["pasta"].append([f"{p}: {v['verb']}" for p, v in parts])
+            rows["part_boxes"].append([v["box"] for _, v in parts])
+if kind == "parquet":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(rows), out, compression="zstd")
+else:
+    import pickle
+
+    with open(out, "wb") as fh:
+        pickle.dump(rows, fh, protocol=pickle.HIGHEST_PROTOCOL)
+print(len(rows["video_id"]))
+'''
 
 
 def make_frame(rng: random.Random) -> dict:
@@ -67,61 +130,151 @@ def build_tree(root: str, n_files: int, frames_per_video: int = 150, seed: int =
     return files
 
 
-def baseline(files: list[str]) -> None:
-    for f in files:
-        json.load(open(f))
+def count_files(root: str) -> int:
+    return sum(1 for _, _, names in os.walk(root) for name in names if name.endswith(".json"))
+
+
+def run_child(argv: list[str], env: dict) -> dict:
+    """Run ``argv`` as a child process: wall seconds, CPU seconds (user + system) and peak RSS (MiB) of it alone."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait4 gives this child's own rusage (RUSAGE_CHILDREN would sum every child waited for so far)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024,
+            "out": out.decode(errors="replace").strip()}
+
+
+#: Compares the persons partwise stored with the loop's (argv: STORE PICKLE); run as a child so that this process
+#: stays small (a child's ru_maxrss starts at its parent's RSS when it is spawned).
+CHECK = r'''
+import json, os, pickle, sys
+import pyarrow.parquet as pq
+
+store, peer = sys.argv[1], sys.argv[2]
+with open(os.path.join(store, "manifest.json")) as fh:
+    shards = [s for source in json.load(fh)["sources"] for s in source["shards"]]
+ours = []
+for shard in shards:
+    table = pq.read_table(os.path.join(store, shard), columns=["video_id", "video_label", "frame_index", "person_id",
+                                                               "px1", "py1", "px2", "py2", "pasta"])
+    for r in table.to_pylist():
+        ours.append((r["video_id"], r["video_label"], r["frame_index"], r["person_id"],
+                     (r["px1"], r["py1"], r["px2"], r["py2"]), tuple(r["pasta"])))
+with open(peer, "rb") as fh:
+    rows = pickle.load(fh)
+theirs = [(v, lab, f, p, tuple(float(x) for x in b), tuple(s)) for v, lab, f, p, b, s in
+          zip(rows["video_id"], rows["label"], rows["frame_index"], rows["person_id"], rows["box"], rows["pasta"])]
+print(len(ours), len(theirs), int(sorted(ours) == sorted(theirs)))
+'''
+
+
+def bench_size(root: str, n_files: int, args: argparse.Namespace, work: str, peer_script: str) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    peer_env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    store = os.path.join(work, "store")
+    contenders = {
+        "peer bare": lambda: run_child([sys.executable, peer_script, root, "-", "bare"], peer_env),
+        "peer loop": lambda: run_child([sys.executable, peer_script, root, os.path.join(work, "peer.pkl"), "pickle"],
+                                       peer_env),
+        "peer parquet": lambda: run_child([sys.executable, peer_script, root, os.path.join(work, "peer.parquet"),
+                                           "parquet"], peer_env),
+        "partwise": lambda: run_child([sys.executable, "-m", "partwise", "data", "ingest", "kinetics-tps", root,
+                                       "--out", store, "--no-progress"], env),
+    }
+    names = [n for n in contenders if n == "partwise" or n.split()[1] in args.peers]
+    results: dict[str, list[dict]] = {n: [] for n in names}
+    for round_ in range(args.repeat + 1):  # round 0 warms the page cache and is not counted
+        order = names[round_ % len(names):] + names[:round_ % len(names)]  # rotate who goes first
+        for name in order:
+            if name == "partwise":
+                shutil.rmtree(store, ignore_errors=True)  # a fresh store each time, not a re-ingest
+            result = contenders[name]()
+            if round_:
+                results[name].append(result)
+    # Same persons? (the pickle of the last loop run against the store of the last partwise run)
+    if "peer loop" in results:
+        ours, theirs, same = map(int, run_child([sys.executable, "-c", CHECK, store, os.path.join(work, "peer.pkl")],
+                                                peer_env)["out"].split())
+        check = (f"partwise stored {ours:,} person rows, the loop {theirs:,}: "
+                 f"{'identical rows' if same else 'ROWS DIFFER'} (video, class, frame, person, box, part states)")
+        print(f"  {check}")
+        if not same:
+            raise SystemExit(1)
+    summary = []
+    for name in names:
+        rs = results[name]
+        summary.append({"name": name, "wall": statistics.median(r["wall"] for r in rs),
+                        "cpu": statistics.median(r["cpu"] for r in rs), "rss": max(r["rss"] for r in rs)})
+    ours_s = next(s for s in summary if s["name"] == "partwise")
+    for s in summary:
+        line = f"  {s['name']:<13} wall {s['wall']:6.2f} s   CPU {s['cpu']:6.2f} s   peak RSS {s['rss']:7.1f} MiB"
+        if s is not ours_s:
+            line += (f"   ratio peer/partwise: wall {s['wall'] / ours_s['wall']:.2f}x, CPU {s['cpu'] / ours_s['cpu']:.2f}x, "
+                     f"RSS {s['rss'] / ours_s['rss']:.2f}x")
+        print(line)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=100_000, help="number of per-frame JSON files (default 100000)")
+    parser.add_argument("--sizes", default="4000,64000", help="comma-separated numbers of per-frame JSON files "
+                                                              "(default 4000,64000)")
     parser.add_argument("--frames-per-video", type=int, default=150)
-    parser.add_argument("--dir", help="build the tree here (kept) instead of a temporary folder")
-    parser.add_argument("--reuse", action="store_true", help="time the tree already in --dir instead of rebuilding")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs each (default 3)")
-    parser.add_argument("--workers", type=int, default=None, help="read_records workers (default: usable cores)")
+    parser.add_argument("--dir", help="build the trees here (kept; reused when already there) instead of a "
+                                      "temporary folder")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds, each contender once per round "
+                                                               "(default 3; medians are printed)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OMP_NUM_THREADS for partwise, i.e. its parse threads (default 1: one thread like the "
+                             "loop)")
+    parser.add_argument("--peers", default="bare,loop,parquet",
+                        help="peer variants to run: bare (json.load only), loop (rows pickled), parquet (rows as "
+                             "Parquet); default all three")
     args = parser.parse_args(argv)
+    args.peers = {p.strip() for p in args.peers.split(",") if p.strip()}
+    sizes = [int(s) for s in args.sizes.split(",")]
 
-    from partwise.data.kinetics_tps import read_records
-
-    root = args.dir or tempfile.mkdtemp(prefix="tps-ingest-")
+    base = args.dir or tempfile.mkdtemp(prefix="tps-ingest-")
+    work = tempfile.mkdtemp(prefix="tps-ingest-work-")
     try:
-        t0 = time.perf_counter()
-        if args.reuse and args.dir:
-            from partwise.data.kinetics_tps import iter_videos
-
-            files = [f for video in iter_videos(root) for f in video.files]
-            print(f"reusing {len(files)} files under {root}")
+        peer_script = os.path.join(work, "peer_loop.py")
+        with open(peer_script, "w") as fh:
+            fh.write(PEER)
+        if importlib.util.find_spec("pyarrow") is None:  # (not imported here: see CHECK)
+            args.peers.discard("parquet")
+            print("peer parquet: pyarrow is not installed for this Python; skipped")
+        cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                         "?") if os.path.exists("/proc/cpuinfo") else "?"
+        print(f"machine: {os.cpu_count()} cores ({cpu_model}), Python {sys.version.split()[0]}; load average "
+              f"{os.getloadavg()[0]:.2f} before (other processes share the cores: compare the ratios of these "
+              f"alternating runs, not absolute times)")
+        if args.threads == 1:
+            print("partwise: OMP_NUM_THREADS=1 -> one parse thread, no pool (one thread against one)")
         else:
-            files = build_tree(root, args.files, args.frames_per_video)
-            print(f"built {len(files)} files in {time.perf_counter() - t0:.1f} s under {root}")
-        baseline(files)  # warm the page cache for both contenders
-        load_before = os.getloadavg()[0]
-        base_times, ours_times, base_cpu, ours_cpu = [], [], [], []
-        rows = 0
-        for _ in range(args.repeat):
-            t, c = time.perf_counter(), time.process_time()
-            baseline(files)
-            base_times.append(time.perf_counter() - t)
-            base_cpu.append(time.process_time() - c)
-            t, c = time.perf_counter(), time.process_time()
-            table = read_records(root, workers=args.workers)
-            ours_times.append(time.perf_counter() - t)
-            ours_cpu.append(time.process_time() - c)  # all threads of this process (not worker processes)
-            rows = table.num_rows
-        n = len(files)
-        base_rate, ours_rate = n / min(base_times), n / min(ours_times)
-        print(f"load average before     : {load_before:.2f} on {os.cpu_count()} cores")
-        print(f"baseline json.load loop : {base_rate:10,.0f} files/s wall (best of {args.repeat}: {min(base_times):.2f} s);"
-              f" {n / min(base_cpu):,.0f} files per CPU-second")
-        print(f"partwise read_records   : {ours_rate:10,.0f} files/s wall (best of {args.repeat}: {min(ours_times):.2f} s,"
-              f" {rows} person rows); {n / min(ours_cpu):,.0f} files per CPU-second")
-        print(f"ratio (wall)            : {ours_rate / base_rate:10.2f}x")
-        print(f"load average after      : {os.getloadavg()[0]:.2f}  (other processes share these cores: "
-              f"wall-clock figures are only meaningful on an idle machine)")
+            print(f"partwise: OMP_NUM_THREADS={args.threads} -> a pool of {args.threads} parse threads beside the "
+                  f"reading thread, against a one-thread loop: the CPU ratio is the fair figure")
+        for n_files in sizes:
+            root = os.path.join(base, f"tps-{n_files}")
+            if os.path.isdir(root) and count_files(root) == n_files:
+                print(f"\n{n_files:,} files (reusing {root})")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+                t0 = time.perf_counter()
+                build_tree(root, n_files, args.frames_per_video)
+                print(f"\n{n_files:,} files (built in {time.perf_counter() - t0:.1f} s under {root})")
+            bench_size(root, n_files, args, work, peer_script)
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if not args.dir:
-            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 
@@ -23,7 +24,9 @@ COMMAND_GROUPS: dict[str, str] = {
 }
 
 
-def build_parser(groups: list[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(groups: list[str] | None = None, subcommand: str | None = None) -> argparse.ArgumentParser:
+    """The parser of the given command groups (all by default). ``subcommand``: the word after the group on the
+    command line, passed to a group whose ``register`` takes ``only`` so that it imports just that subcommand."""
     parser = argparse.ArgumentParser(
         prog="partwise", description="Part-level human activity understanding. `partwise COMMAND --help` for each.",
         epilog="examples:\n  partwise run examples/real/vtest_0000_0149.mp4 --out runs/street\n"
@@ -38,7 +41,10 @@ def build_parser(groups: list[str] | None = None) -> argparse.ArgumentParser:
             if exc.name and exc.name.startswith("partwise"):
                 continue  # command group not built yet
             raise
-        module.register(subparsers)
+        if subcommand is not None and "only" in inspect.signature(module.register).parameters:
+            module.register(subparsers, only=subcommand)
+        else:
+            module.register(subparsers)
     return parser
 
 
@@ -48,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Import only the group that is asked for: start-up stays fast and one group's import errors don't hide another.
     groups = [argv[0]] if argv and argv[0] in COMMAND_GROUPS else None
-    parser = build_parser(groups)
+    subcommand = argv[1] if groups and len(argv) > 1 and not argv[1].startswith("-") else None
+    parser = build_parser(groups, subcommand)
     args, extra = parser.parse_known_args(argv)
     # Commands with ``key=value`` overrides take them in any position, also after options.
     if extra and isinstance(getattr(args, "overrides", None), list) and all("=" in e and not e.startswith("-") for e in extra):

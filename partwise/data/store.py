@@ -55,101 +55,37 @@ On top of that :func:`query` and :func:`iter_query` run one statement only, and 
 DuckDB's own parser classifies it; anything else is a one-line :class:`ConfigError`. DuckDB spills large
 intermediate results to a private ``partwise-query-*`` folder in the system's temporary directory (``$TMPDIR``),
 deleted with the connection (DuckDB always allows its own temporary directory, so it must not be a user's folder).
+
+This module writes (:func:`ingest`, the shards); the manifest is read in :mod:`partwise.data.store_manifest` and
+queries run in :mod:`partwise.data.store_query`; every name is importable from here.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import os
-import re
 import shutil
-import tempfile
-import threading
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from partwise.data import formats
 from partwise.data.records import PERSON_SCHEMA, check_values, conform
+# the manifest and the query side (one module each), importable from here as before
+from partwise.data.store_manifest import (MANIFEST, SCHEMA_VERSION, SHARD_DIR, _empty_manifest, _recover,
+                                          read_manifest, source_id)
+from partwise.data.store_query import SHARD_PROTOCOL, iter_query, open_store, query, stats
+from partwise.data.store_query import _connect, _lock_down, _read_only_statement, _ShardFile  # noqa: F401  (view)
 from partwise.errors import ConfigError, InputError
-from partwise.io import InterruptedSwapError, atomic_dir, atomic_write, recover_dir
+from partwise.io import atomic_dir, atomic_write
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
-SHARD_DIR = "persons"
 #: rows per Parquet shard
 SHARD_ROWS = 250_000
 #: rows per Parquet row group (and per progress-bar step while writing)
 ROW_GROUP_ROWS = 65_536
-
-#: columns that identify a person row in the unnested label views
-_ID_COLUMNS = ("dataset", "split", "video_id", "time_s", "frame_index", "person_id",
-               "x1", "y1", "x2", "y2", "score", "source")
-
-
-# --------------------------------------------------------------------------------------------------------- manifest
-
-def _empty_manifest() -> dict:
-    return {"schema_version": SCHEMA_VERSION, "sources": []}
-
-
-def read_manifest(store_dir: str | os.PathLike) -> dict:
-    """The parsed ``manifest.json`` of a store; :class:`InputError` naming the dir when it is missing or invalid."""
-    store_dir = Path(store_dir)
-    path = store_dir / MANIFEST
-    _recover(store_dir)
-    if not store_dir.is_dir():
-        raise InputError(store_dir, None, "no such store directory (create one with `partwise data ingest`)")
-    if not path.is_file():
-        raise InputError(store_dir, None, f"not a partwise store: no {MANIFEST} (create one with `partwise data ingest`)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, getattr(exc, "lineno", None), f"invalid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise InputError(path, None, "expected a JSON object")
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise InputError(path, "schema_version", f"unsupported store version {version!r} (this partwise reads {SCHEMA_VERSION})")
-    sources = manifest.get("sources")
-    if not isinstance(sources, list):
-        raise InputError(path, "sources", "expected a list")
-    for k, source in enumerate(sources):
-        if not isinstance(source, dict):
-            raise InputError(path, f"sources[{k}]", "expected an object")
-        for key, kind in (("id", str), ("format", str), ("path", str), ("rows", int), ("shards", list)):
-            if not isinstance(source.get(key), kind):
-                raise InputError(path, f"sources[{k}].{key}", f"missing or not a {kind.__name__}")
-        for j, shard in enumerate(source["shards"]):
-            if not isinstance(shard, str) or Path(shard).is_absolute() or ".." in Path(shard).parts:
-                raise InputError(path, f"sources[{k}].shards[{j}]", "expected a path relative to the store")
-            if not (store_dir / shard).is_file():
-                raise InputError(store_dir, f"sources[{k}].shards[{j}]", f"shard file {shard} is missing")
-    return manifest
-
-
-def _recover(store_dir: Path) -> None:
-    """Put back a store whose swap was killed between its two renames (:func:`partwise.io.recover_dir`)."""
-    try:
-        recover_dir(store_dir)
-    except InterruptedSwapError as exc:
-        raise InputError(None, None, str(exc)) from None
-    except OSError as exc:
-        raise InputError(store_dir, None, f"missing, and the copy left by an interrupted ingest could not be renamed "
-                                          f"back: {exc.strerror or exc}") from None
-
-
-def source_id(format_name: str, path: str | os.PathLike) -> str:
-    """Stable id of a source: the format name and a hash of the absolute path (``"ava-3f2a9c01d4"``)."""
-    digest = hashlib.sha1(str(Path(path).resolve()).encode("utf-8")).hexdigest()[:10]
-    return f"{format_name}-{digest}"
 
 
 # ----------------------------------------------------------------------------------------------------------- ingest
@@ -171,8 +107,12 @@ def ingest(format_name: str, path: str | os.PathLike, out_dir: str | os.PathLike
         raise ValueError("shard_rows must be positive")
     out_dir = Path(out_dir)
     manifest = _existing_manifest(out_dir)
+    stream = None
     if with_pasta is None:
-        table = read_source(format_name, path, split=split, progress=progress)
+        if hasattr(load_format(format_name), "iter_records"):
+            stream = iter_source(format_name, path, split=split, progress=progress)
+        else:
+            table = read_source(format_name, path, split=split, progress=progress)
         entry_format, entry_id = format_name, source_id(format_name, path)
     else:
         if format_name != "gio":
@@ -189,9 +129,9 @@ def ingest(format_name: str, path: str | os.PathLike, out_dir: str | os.PathLike
         "id": entry_id,
         "format": entry_format,
         "path": str(Path(path).resolve()),
-        "datasets": _distinct(table, "dataset"),
-        "splits": _distinct(table, "split"),
-        "rows": table.num_rows,
+        "datasets": [] if stream else _distinct(table, "dataset"),
+        "splits": [] if stream else _distinct(table, "split"),
+        "rows": 0 if stream else table.num_rows,
         "shards": [],
         "ingested_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -203,7 +143,10 @@ def ingest(format_name: str, path: str | os.PathLike, out_dir: str | os.PathLike
             if out_dir.is_dir():
                 _link_tree(out_dir, tmp, skip={MANIFEST, *replaced})
             (tmp / SHARD_DIR).mkdir(exist_ok=True)
-            entry["shards"] = write_shards(table, tmp, entry["id"], shard_rows=shard_rows, progress=progress)
+            if stream is None:
+                entry["shards"] = write_shards(table, tmp, entry["id"], shard_rows=shard_rows, progress=progress)
+            else:
+                entry.update(write_shard_stream(stream, tmp, entry["id"], shard_rows=shard_rows))
             new_manifest = {"schema_version": SCHEMA_VERSION, "sources": [*kept, entry]}
             with atomic_write(tmp / MANIFEST) as fh:
                 json.dump(new_manifest, fh, indent=1)
@@ -233,6 +176,23 @@ def read_source(format_name: str, path: str | os.PathLike, *, split: str | None 
     if table.schema != PERSON_SCHEMA:
         table = conform(table)
     return check_values(table, str(path))
+
+
+def iter_source(format_name: str, path: str | os.PathLike, *, split: str | None = None,
+                progress: bool = False) -> Iterator[pa.Table]:
+    """:func:`read_source` as a stream of checked tables, for a format module with ``iter_records`` (same
+    arguments as ``read_records``, yielding tables in order). The format and the path are checked at the call."""
+    module = load_format(format_name)
+    if not Path(path).exists():
+        raise InputError(path, None, "no such file or directory")
+
+    def checked() -> Iterator[pa.Table]:
+        for table in module.iter_records(str(path), split=split, progress=progress):
+            if table.schema != PERSON_SCHEMA:
+                table = conform(table)
+            yield check_values(table, str(path))
+
+    return checked()
 
 
 def load_format(format_name: str):
@@ -272,6 +232,51 @@ def write_shards(table: pa.Table, store_dir: Path, source: str, *, shard_rows: i
     return shards
 
 
+def write_shard_stream(tables: Iterable[pa.Table], store_dir: Path, source: str, *,
+                       shard_rows: int = SHARD_ROWS) -> dict:
+    """:func:`write_shards` for tables that arrive one after another: the same shards and row groups, written as
+    the rows come, so memory holds at most one row group besides the table being read. Returns ``shards``,
+    ``rows``, ``datasets`` and ``splits`` for the manifest entry."""
+    shards: list[str] = []
+    datasets: set = set()
+    splits: set = set()
+    rows = in_shard = 0
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    writer = None
+
+    def write(group: pa.Table) -> None:
+        nonlocal writer, in_shard
+        if writer is None:
+            relative = f"{SHARD_DIR}/{source}-{len(shards):05d}.parquet"
+            writer = pq.ParquetWriter(store_dir / relative, PERSON_SCHEMA, compression="zstd")
+            shards.append(relative)
+        writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        in_shard += group.num_rows
+        if in_shard == shard_rows:
+            writer.close()
+            writer, in_shard = None, 0
+
+    try:
+        for table in tables:
+            rows += table.num_rows
+            datasets.update(table.column("dataset").unique().to_pylist())
+            splits.update(table.column("split").unique().to_pylist())
+            pending.append(table)
+            pending_rows += table.num_rows
+            while pending_rows >= (size := min(ROW_GROUP_ROWS, shard_rows - in_shard)):
+                buffered = pa.concat_tables(pending)
+                write(buffered.slice(0, size))
+                pending, pending_rows = [buffered.slice(size)], pending_rows - size
+        if pending_rows or not shards:
+            write(pa.concat_tables(pending) if pending else PERSON_SCHEMA.empty_table())
+    finally:
+        if writer is not None:
+            writer.close()
+    return {"datasets": sorted(v for v in datasets if v is not None),
+            "splits": sorted(v for v in splits if v is not None), "rows": rows, "shards": shards}
+
+
 def _existing_manifest(out_dir: Path) -> dict:
     """The manifest of ``out_dir`` if it is a store, an empty one if it is absent or an empty dir; else an error."""
     _recover(out_dir)  # before deciding the store is absent: an interrupted swap may have left it aside
@@ -304,403 +309,6 @@ def _link_tree(src: Path, dst: Path, skip: set[str]) -> None:
 def _distinct(table: pa.Table, column: str) -> list[str]:
     values = table.column(column).unique().to_pylist()
     return sorted(v for v in values if v is not None)
-
-
-# ------------------------------------------------------------------------------------------------------------ query
-
-#: URL scheme of the read-only file system through which DuckDB reads the shards (see the module docstring)
-SHARD_PROTOCOL = "partwise-shard"
-
-#: DuckDB settings of every store connection, set when it is created (``temp_directory`` is added per connection)
-_CONNECT_CONFIG = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "python_enable_replacements": False,
-}
-
-#: statement types (DuckDB's parser) that :func:`query` runs; EXPLAIN only of one of the others
-_QUERY_TYPES = frozenset({"SELECT", "EXPLAIN"})
-_EXPLAIN_PREFIX = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?",
-                             re.IGNORECASE | re.DOTALL)
-
-
-def open_store(store_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
-    """A read-only, in-memory DuckDB connection with the views ``persons``, ``pasta_labels``, ``action_labels`` and
-    the table ``vocabularies`` over the store ``store_dir`` (see the module docstring). The caller closes it.
-
-    The connection can read the store's shard files and nothing else, and write no file; its configuration is
-    locked (see the module docstring).
-    """
-    store_dir = Path(store_dir)
-    manifest = read_manifest(store_dir)
-    files = [str((store_dir / shard).resolve()) for source in manifest["sources"] for shard in source["shards"]]
-    urls = [f"{SHARD_PROTOCOL}://{f}" for f in files]
-    con = _connect()
-    try:
-        con.register_filesystem(_shard_filesystem(files))
-        con.register("_vocabularies", _vocabulary_table())
-        con.execute("CREATE TABLE vocabularies AS SELECT * FROM _vocabularies")
-        con.unregister("_vocabularies")
-        if urls:
-            listing = ", ".join(_sql_string(u) for u in urls)
-            con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
-        else:  # a store whose sources were all removed by hand: same columns, no rows
-            con.register("_empty_persons", PERSON_SCHEMA.empty_table())
-            con.execute("CREATE TABLE persons AS SELECT * FROM _empty_persons")
-            con.unregister("_empty_persons")
-        ids = ", ".join(_ID_COLUMNS)
-        con.execute(f"""
-            CREATE VIEW pasta_labels AS
-            SELECT {ids}, pasta_vocab, name AS pasta,
-                   CASE WHEN strpos(name, ':') > 0 THEN trim(name[:strpos(name, ':') - 1]) END AS part,
-                   CASE WHEN strpos(name, ':') > 0 THEN trim(name[strpos(name, ':') + 1:]) ELSE name END AS state
-            FROM (SELECT {ids}, pasta_vocab, unnest(pasta) AS name FROM persons)
-        """)
-        con.execute(f"""
-            CREATE VIEW action_labels AS
-            SELECT a.*, v.name AS action_name
-            FROM (SELECT {ids}, action_vocab, unnest(actions) AS action FROM persons) AS a
-            LEFT JOIN vocabularies AS v ON v.vocab = a.action_vocab AND v.id = a.action
-        """)
-    except duckdb.Error as exc:
-        con.close()
-        raise InputError(store_dir, None, f"cannot read the store: {_first_line(exc)}") from None
-    except BaseException:
-        con.close()
-        raise
-    try:
-        _lock_down(con, urls)
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    """A new in-memory connection with :data:`_CONNECT_CONFIG` and a private scratch directory for spilling.
-
-    DuckDB allows its ``temp_directory`` even with external access disabled; its default (``.tmp`` in the working
-    directory) would open that folder to queries. So it is a fresh ``partwise-query-*`` folder in the system's
-    temporary directory (``$TMPDIR``), deleted with the connection; without one, DuckDB does not spill.
-    """
-    try:
-        scratch = tempfile.mkdtemp(prefix="partwise-query-")
-    except OSError:
-        scratch = None
-    config = {**_CONNECT_CONFIG, "temp_directory": os.path.join(scratch, "spill") if scratch else ""}
-    try:
-        con = duckdb.connect(config=config)
-    except BaseException:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    if scratch:
-        weakref.finalize(con, shutil.rmtree, scratch, True)
-    con.execute("SET enable_progress_bar = false")  # it prints to stdout, in the middle of --json output
-    return con
-
-
-def _lock_down(con: duckdb.DuckDBPyConnection, urls: list[str]) -> None:
-    """Allow the connection the shard URLs and nothing else, then lock its configuration (module docstring).
-
-    A DuckDB without these settings (``allowed_paths`` came in 1.2) is refused rather than run without the barrier.
-    """
-    statements = [
-        f"SET allowed_paths = [{', '.join(_sql_string(u) for u in urls)}]",
-        "SET enable_external_access = false",
-        "SET lock_configuration = true",
-    ]
-    for statement in statements:
-        try:
-            con.execute(statement)
-        except duckdb.Error as exc:
-            raise ConfigError(f"this DuckDB ({duckdb.__version__}) cannot make a read-only store connection "
-                              f"({_first_line(exc)}); install duckdb>=1.2") from None
-
-
-def query(store_dir: str | os.PathLike, sql: str) -> pa.Table:
-    """Run the query ``sql`` over the store's views (see :func:`open_store`); the result as a ``pyarrow.Table``.
-
-    ``sql`` must be one read-only query (module docstring). Anything else, and SQL errors, are :class:`ConfigError`
-    (one line).
-    """
-    con = open_store(store_dir)
-    try:
-        relation = _run(con, sql)
-        return relation.to_arrow_table() if relation is not None else pa.table({})
-    except duckdb.Error as exc:
-        raise ConfigError(f"query: {_first_line(exc)}") from None
-    finally:
-        con.close()
-
-
-def iter_query(store_dir: str | os.PathLike, sql: str, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-    """Like :func:`query`, streamed as record batches of at most ``batch_rows`` rows (for large outputs)."""
-    con = open_store(store_dir)
-    try:
-        relation = _run(con, sql)
-        if relation is None:
-            return
-        reader = relation.to_arrow_reader(batch_rows)
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except OSError as exc:  # an error while streaming (a failing cast...) surfaces through Arrow
-                raise ConfigError(f"query: {_first_line(exc)}") from None
-            yield batch
-    except duckdb.Error as exc:
-        raise ConfigError(f"query: {_first_line(exc)}") from None
-    finally:
-        con.close()
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str):
-    """The relation of the one read-only statement ``sql``; :class:`ConfigError` for anything else."""
-    statement = _read_only_statement(con, sql)
-    return con.sql(statement.query)
-
-
-def _read_only_statement(con: duckdb.DuckDBPyConnection, sql: str):
-    """The single statement of ``sql`` as DuckDB parses it, if it is a query; else :class:`ConfigError`."""
-    statements = con.extract_statements(sql)  # a syntax error is a duckdb.ParserException
-    if not statements:
-        raise ConfigError("query: empty SQL")
-    if len(statements) > 1:
-        raise ConfigError(f"query: one statement at a time, got {len(statements)}")
-    statement = statements[0]
-    kind = statement.type.name
-    if kind == "EXPLAIN":
-        match = _EXPLAIN_PREFIX.match(statement.query)
-        inner = con.extract_statements(statement.query[match.end():]) if match else []
-        if len(inner) != 1 or inner[0].type.name != "SELECT":
-            raise ConfigError("query: EXPLAIN of a read-only query only (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE...)")
-    elif kind not in _QUERY_TYPES:
-        hint = " (a PIVOT needs an explicit IN (...) list here)" if kind == "MULTI" else ""
-        raise ConfigError(f"query: the store is read-only: only queries (SELECT, WITH, FROM, DESCRIBE, SHOW, "
-                          f"SUMMARIZE, EXPLAIN) are allowed, not {kind}{hint}")
-    return statement
-
-
-def _shard_filesystem(files: list[str]):
-    """An fsspec file system (protocol :data:`SHARD_PROTOCOL`) that opens the local ``files``, only for reading.
-
-    Every other path, and every write, rename or delete, is a ``PermissionError``: even a query that got past every
-    other check could not change a shard.
-    """
-    try:
-        from fsspec.spec import AbstractFileSystem
-    except ModuleNotFoundError:
-        raise ConfigError("querying a store needs the fsspec package (pip install fsspec)") from None
-
-    allowed = frozenset(files)
-
-    def refuse(self, path, *args, **kwargs):
-        raise PermissionError(f"{path}: the store is read-only")
-
-    class ShardFileSystem(AbstractFileSystem):
-        protocol = SHARD_PROTOCOL
-        cachable = False
-
-        def _local(self, path) -> str:
-            local = self._strip_protocol(str(path))
-            if local not in allowed:
-                raise PermissionError(f"{local}: not a shard of this store")
-            return local
-
-        def _open(self, path, mode="rb", **kwargs):
-            if mode != "rb":
-                raise PermissionError(f"{path}: the store is read-only")
-            return _ShardFile(self._local(path))
-
-        def info(self, path, **kwargs):
-            local = self._local(path)
-            st = os.stat(local)
-            return {"name": local, "size": st.st_size, "type": "file", "mtime": st.st_mtime}
-
-        def ls(self, path, detail=True, **kwargs):
-            info = self.info(path)
-            return [info] if detail else [info["name"]]
-
-        def glob(self, path, **kwargs):
-            local = self._strip_protocol(str(path))
-            return [local] if local in allowed else []
-
-        def modified(self, path):
-            return datetime.fromtimestamp(self.info(path)["mtime"], tz=timezone.utc)
-
-        def created(self, path):
-            return self.modified(path)
-
-        _rm = rm = rm_file = rmdir = mkdir = makedirs = mv = cp_file = copy = touch = refuse
-        put = put_file = pipe = pipe_file = _put_file = refuse
-
-    return ShardFileSystem()
-
-
-class _ShardFile(io.RawIOBase):
-    """A read-only file whose position is per thread.
-
-    DuckDB shares one handle between the threads that scan a file and reads at an offset as ``seek`` then ``read``;
-    with one position per thread (and ``os.pread``) those pairs cannot interleave.
-    """
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.name = path
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
-        self._size = os.fstat(self._fd).st_size
-        self._position = threading.local()
-        self._lock = threading.Lock()  # only where there is no os.pread
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return getattr(self._position, "value", 0)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.tell(), os.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._position.value = base + offset
-        return self._position.value
-
-    def read(self, size: int | None = -1) -> bytes:
-        position = self.tell()
-        if size is None or size < 0:
-            size = max(self._size - position, 0)
-        chunks = []
-        while size > 0:
-            chunk = self._pread(size, position)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            position += len(chunk)
-            size -= len(chunk)
-        self._position.value = position
-        return b"".join(chunks)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        memoryview(buffer).cast("B")[:len(data)] = data
-        return len(data)
-
-    def _pread(self, size: int, position: int) -> bytes:
-        if hasattr(os, "pread"):
-            return os.pread(self._fd, size, position)
-        with self._lock:
-            os.lseek(self._fd, position, os.SEEK_SET)
-            return os.read(self._fd, size)
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
-
-
-# ------------------------------------------------------------------------------------------------------------ stats
-
-#: (title, SQL) of the tables :func:`stats` returns.
-_STATS_SQL: dict[str, str] = {
-    # keyframe = distinct (video, time, frame): an image (null time and frame) counts as one keyframe
-    "splits": """
-        SELECT dataset, split, count(*) AS persons,
-               count(DISTINCT (video_id, time_s, frame_index)) AS keyframes,
-               count(DISTINCT video_id) AS videos
-        FROM persons GROUP BY ALL ORDER BY dataset, split NULLS LAST
-    """,
-    "pasta": """
-        SELECT dataset, pasta_vocab, part, state, count(*) AS persons
-        FROM pasta_labels GROUP BY ALL ORDER BY dataset, pasta_vocab, part, persons DESC, state
-    """,
-    "actions": """
-        SELECT dataset, action_vocab, action, any_value(action_name) AS action_name, count(*) AS persons
-        FROM action_labels GROUP BY dataset, action_vocab, action ORDER BY dataset, action_vocab, persons DESC, action
-    """,
-    "long_tail": """
-        WITH classes AS (
-            SELECT 'action' AS kind, dataset, action_vocab AS vocab, action AS class_id,
-                   coalesce(any_value(action_name), CAST(action AS VARCHAR)) AS class, count(*) AS examples
-            FROM action_labels GROUP BY dataset, action_vocab, action
-            UNION ALL
-            SELECT 'pasta', dataset, pasta_vocab, NULL, pasta, count(*) FROM pasta_labels GROUP BY dataset, pasta_vocab, pasta
-        )
-        SELECT kind, dataset, vocab, class_id, class, examples,
-               examples / sum(examples) OVER w_all AS share,
-               sum(examples) OVER w_run / sum(examples) OVER w_all AS cumulative_share
-        FROM classes
-        WINDOW w_all AS (PARTITION BY kind, dataset, vocab),
-               w_run AS (PARTITION BY kind, dataset, vocab ORDER BY examples DESC, class
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-        ORDER BY kind, dataset, vocab, examples DESC, class
-    """,
-    # classes seen in the store; vocab_size/unseen only for shipped vocabularies
-    "tail_summary": """
-        WITH classes AS (
-            SELECT 'action' AS kind, dataset, action_vocab AS vocab, count(*) AS examples
-            FROM action_labels GROUP BY dataset, action_vocab, action
-            UNION ALL
-            SELECT 'pasta', dataset, pasta_vocab, count(*) FROM pasta_labels GROUP BY dataset, pasta_vocab, pasta
-        ), sizes AS (SELECT vocab, count(*) AS vocab_size FROM vocabularies GROUP BY vocab)
-        SELECT c.kind, c.dataset, c.vocab, count(*) AS classes, sum(c.examples) AS examples,
-               count(*) FILTER (WHERE c.examples < 10) AS under_10,
-               count(*) FILTER (WHERE c.examples < 100) AS under_100,
-               any_value(s.vocab_size) AS vocab_size,
-               any_value(s.vocab_size) - count(*) AS unseen
-        FROM classes AS c LEFT JOIN sizes AS s ON s.vocab = c.vocab
-        GROUP BY c.kind, c.dataset, c.vocab ORDER BY c.kind, c.dataset, c.vocab
-    """,
-}
-
-
-def stats(store_dir: str | os.PathLike) -> dict[str, pa.Table]:
-    """Summary tables of a store, by name.
-
-    * ``splits``: ``dataset, split, persons, keyframes, videos`` (a keyframe is a distinct ``(video_id, time_s,
-      frame_index)``, so an image is one keyframe);
-    * ``pasta``: ``dataset, pasta_vocab, part, state, persons`` -- persons with each part state;
-    * ``actions``: ``dataset, action_vocab, action, action_name, persons``;
-    * ``long_tail``: every action and PaSta class (``kind``) per dataset and vocabulary, most frequent first, with
-      ``class_id`` (actions only), ``class`` (the name; the id as text for an unnamed action), ``examples``, ``share`` of the group's examples and ``cumulative_share``;
-    * ``tail_summary``: per kind, dataset and vocabulary: ``classes`` seen, ``examples``, ``under_10`` and
-      ``under_100`` (seen classes with fewer examples), ``vocab_size`` and ``unseen`` (shipped vocabularies only).
-    """
-    con = open_store(store_dir)
-    try:
-        return {name: con.sql(sql).to_arrow_table() for name, sql in _STATS_SQL.items()}
-    except duckdb.Error as exc:  # e.g. a shard damaged after the store was written
-        raise InputError(store_dir, None, f"cannot read the store: {_first_line(exc)}") from None
-    finally:
-        con.close()
-
-
-# ---------------------------------------------------------------------------------------------------------- helpers
-
-def _vocabulary_table() -> pa.Table:
-    """``(vocab, id, name)`` for every shipped vocabulary."""
-    from partwise import vocab
-
-    names, ids, labels = [], [], []
-    for name in vocab.available():
-        v = vocab.load(name)
-        names.extend([name] * len(v))
-        ids.extend(v.ids)
-        labels.extend(v.names)
-    return pa.table({"vocab": pa.array(names, pa.string()), "id": pa.array(ids, pa.int32()),
-                     "name": pa.array(labels, pa.string())})
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 __all__ = ["MANIFEST", "SCHEMA_VERSION", "SHARD_PROTOCOL", "SHARD_ROWS", "ingest", "iter_query", "open_store",

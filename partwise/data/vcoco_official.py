@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from partwise.data.id_list import read_id_list
 from partwise.errors import InputError
 
 
@@ -55,20 +56,7 @@ def _load_json(path: Path) -> Any:
 
 def read_split_ids(path: str | os.PathLike) -> list[int]:
     """Image ids of a ``vcoco_*.ids`` file (one number per line, as ``np.loadtxt`` reads it)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, "no such file")
-    ids = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                value = float(line.split()[0])
-            except ValueError:
-                raise InputError(path, line_no, f"not an image id: {line.strip()!r}") from None
-            if value != int(value):
-                raise InputError(path, line_no, f"not an integer image id: {line.strip()!r}")
-            ids.append(int(value))
-    return ids
+    return read_id_list(path, "image id")
 
 
 def _vcoco_actions(path: Path, data: Any) -> list[dict]:

@@ -36,25 +36,33 @@ The PaSta variant (``pasta=True``) evaluates the 87 HAKE-AVA part states (label 
 action column holds the PaSta id) the way ST-Activity2Vec reports it: its evaluator is SlowFast's (default profile
 ``slowfast``), per-part mAP = mean AP over the items whose name starts with ``"<part>:"``, headline = mean of the
 six part mAPs.
+
+Modules: :mod:`partwise.eval.ava_rows` (inputs), :mod:`partwise.eval.ava_order` (keyframes and orders),
+:mod:`partwise.eval.ava_match` (matching, AP, the official order replayed); this module holds the profiles,
+:func:`evaluate` and the command line.
 """
 from __future__ import annotations
 
-import csv
-import heapq
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from partwise.data.ava import AvaCsv
-from partwise.errors import ConfigError, InputError
+from partwise.data.ava.table import AvaCsv
+from partwise.errors import ConfigError
+from partwise.eval.ava_match import (IOU_THRESHOLD, OFFICIAL_TOP_K, _nanmean, _replay_official, match,  # noqa: F401
+                                     official_keyframe, pairwise_iou, precision_recall, voc_ap)
+from partwise.eval.ava_order import (_first_appearance_order, _heap_top_k, _Keyframes,  # noqa: F401
+                                     _order_by_group, _order_by_group_then_score, _positions_in_runs,
+                                     _run_starts, _stable_argsort_small, _timestamp_keys)
+from partwise.eval.ava_rows import (_check_rows, _empty_rows, as_rows, make_rows, read_exclusions,  # noqa: F401
+                                    read_rows, rows_from_records)
 from partwise.eval.report import EvalResult
 
 PROFILES: tuple[str, ...] = ("official", "mmaction2", "slowfast")
-IOU_THRESHOLD = 0.5
-#: detections kept per keyframe by the official evaluator (ActivityNet PR #42)
-OFFICIAL_TOP_K = 50
+
 #: mmaction2's group means: (name, lowest id, highest id), inclusive.
 MMACTION2_GROUPS: tuple[tuple[str, int, int], ...] = (
     ("person_movement", 1, 14), ("object_manipulation", 15, 63), ("person_interaction", 64, 10**9),
@@ -90,517 +98,6 @@ PROFILE_SPECS: dict[str, Profile] = {
 
 
 # --------------------------------------------------------------------------------------------------------------
-# inputs
-# --------------------------------------------------------------------------------------------------------------
-
-def make_rows(video_ids: Iterable[str], timestamps, boxes=None, actions=None, scores=None, person_ids=None,
-              *, path: str = "<memory>") -> AvaCsv:
-    """Rows from plain sequences: ``video_ids`` (N,), ``timestamps`` (N,) seconds, ``boxes`` (N, 4) x1, y1, x2, y2
-    (NaN rows = 2-column keyframe rows), ``actions`` (N,) class ids, optional ``scores`` (N,) (detections) and
-    ``person_ids`` (N,). Line numbers are 1..N."""
-    names = np.asarray(list(video_ids), dtype=object)
-    n = names.shape[0]
-    videos, codes = (np.unique(names.astype(str), return_inverse=True) if n else (np.empty(0, str), np.empty(0, int)))
-    box = np.full((n, 4), np.nan) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(n, 4)
-    action = np.full(n, -1, np.int32) if actions is None else np.asarray(actions, dtype=np.int32).reshape(n)
-    has_box = ~np.isnan(box).any(axis=1)
-    score = np.full(n, np.nan) if scores is None else np.asarray(scores, dtype=np.float64).reshape(n)
-    pid = np.full(n, -1, np.int64) if person_ids is None else np.asarray(person_ids, dtype=np.int64).reshape(n)
-    ncol = np.where(has_box, np.where(~np.isnan(score) | (pid >= 0), 8, 7), 2).astype(np.int8)
-    timestamp = np.asarray(timestamps, np.float64).reshape(n)
-    return AvaCsv(path, [str(v) for v in videos], codes.astype(np.int32), timestamp, box, action, pid, score, ncol,
-                   np.arange(1, n + 1, dtype=np.int64))
-
-
-def as_rows(source: Any, *, kind: str, valid_actions=None, label_ids_by_name: Mapping[str, int] | None = None,
-            pasta: bool = False) -> AvaCsv:
-    """Accept an :class:`~partwise.data.ava.AvaCsv` (or anything with its fields), a path to an AVA CSV (read with
-    :func:`partwise.data.ava.read_csv`) or a ``pyarrow.Table`` of person records (``PERSON_SCHEMA``)."""
-    if isinstance(source, AvaCsv):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        return read_rows(source, kind=kind, valid_actions=valid_actions)
-    try:
-        import pyarrow as pa
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        pa = None
-    if pa is not None and isinstance(source, pa.Table):
-        return rows_from_records(source, pasta=pasta, label_ids_by_name=label_ids_by_name)
-    fields = ("videos", "video_codes", "timestamp", "boxes", "action", "person_id", "score", "n_columns", "line")
-    if all(hasattr(source, f) for f in fields):
-        return AvaCsv(str(getattr(source, "path", "<memory>")), list(source.videos),
-                       *(np.asarray(getattr(source, f)) for f in fields[1:]))
-    raise TypeError(f"cannot evaluate {type(source).__name__}: give a path, an AvaCsv or a records table")
-
-
-def read_rows(path: str | os.PathLike, *, kind: str, valid_actions=None) -> AvaCsv:
-    """Read an AVA CSV with :func:`partwise.data.ava.read_csv`. An empty detection file is an empty input (no
-    detections), not an error."""
-    from partwise.data.ava import read_csv
-
-    path = os.fspath(path)
-    if kind == "det":
-        try:
-            with open(path, "rb") as fh:
-                empty = not fh.read(1 << 16).strip() and os.path.getsize(path) < (1 << 16)
-        except OSError as exc:
-            raise InputError(path, None, f"cannot read: {exc.strerror}") from None
-        if empty:
-            return _empty_rows(path)
-    table = read_csv(path, kind=kind, valid_actions=valid_actions, keep_formats=False)
-    return as_rows(table, kind=kind)
-
-
-def _empty_rows(path: str) -> AvaCsv:
-    return AvaCsv(path, [], np.empty(0, np.int32), np.empty(0), np.empty((0, 4)), np.empty(0, np.int32),
-                   np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8), np.empty(0, np.int64))
-
-
-def rows_from_records(table, *, pasta: bool = False, label_ids_by_name: Mapping[str, int] | None = None) -> AvaCsv:
-    """Explode person records (``PERSON_SCHEMA``) into one row per (person, class): the ``actions`` ids, or with
-    ``pasta`` the ``pasta`` names mapped to ids by ``label_ids_by_name`` (default: the ``pasta_ava87`` vocabulary).
-    The record's ``score`` (null for GT) is each row's score; line = record index + 1."""
-    import pyarrow.compute as pc
-
-    column = table.column("pasta" if pasta else "actions").combine_chunks()
-    parents = np.asarray(pc.list_parent_indices(column), dtype=np.int64)
-    values = pc.list_flatten(column)
-    if pasta:
-        if label_ids_by_name is None:
-            from partwise import vocab
-
-            v = vocab.load("pasta_ava87")
-            label_ids_by_name = dict(zip(v.names, v.ids))
-        import pyarrow as pa
-
-        known = list(label_ids_by_name)
-        position = np.asarray(pc.index_in(values, value_set=pa.array(known, pa.string())).fill_null(-1),
-                              dtype=np.int64)
-        if (position < 0).any():
-            first = int(np.flatnonzero(position < 0)[0])
-            record = int(parents[first])
-            where = (table.column("source")[record].as_py() if "source" in table.column_names else None) \
-                or f"record {record}"
-            raise InputError("<records>", where, f"unknown part state {values[first].as_py()!r}")
-        action = np.asarray([label_ids_by_name[name] for name in known], dtype=np.int32)[position]
-    else:
-        action = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int32)
-    video = table.column("video_id").combine_chunks()
-    videos_dict = pc.dictionary_encode(video)
-    codes = np.asarray(videos_dict.indices.to_numpy(zero_copy_only=False), np.int32)[parents]
-    videos = videos_dict.dictionary.to_pylist()
-
-    def col(name, fill):
-        return np.asarray(table.column(name).fill_null(fill).to_numpy(), dtype=np.float64)[parents]
-
-    boxes = np.stack([col(k, np.nan) for k in ("x1", "y1", "x2", "y2")], axis=1)
-    score = col("score", np.nan)
-    pid = np.asarray(table.column("person_id").fill_null(-1).to_numpy(), np.int64)[parents]
-    ncol = np.where(~np.isnan(score) | (pid >= 0), 8, 7).astype(np.int8)
-    return AvaCsv("<records>", videos, codes, col("time_s", np.nan), boxes, action, pid, score, ncol,
-                   parents + 1)
-
-
-def read_exclusions(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """An exclusions CSV (``video_id,second`` per line) -> (video ids, seconds float64). Raises InputError."""
-    path = os.fspath(path)
-    videos, seconds = [], []
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            for number, row in enumerate(csv.reader(fh), 1):
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                if len(row) != 2:
-                    raise InputError(path, number, f"expected 2 columns (video_id,second), got {len(row)}")
-                try:
-                    second = float(row[1])
-                except ValueError:
-                    raise InputError(path, number, f"timestamp is not a number: {row[1]!r}") from None
-                if not np.isfinite(second):
-                    raise InputError(path, number, f"timestamp is not finite: {row[1]!r}")
-                videos.append(row[0].strip())
-                seconds.append(second)
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read exclusions: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not UTF-8 text") from None
-    return videos, np.asarray(seconds, dtype=np.float64)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# keyframes and orderings
-# --------------------------------------------------------------------------------------------------------------
-
-def _timestamp_keys(timestamp: np.ndarray, mode: str) -> np.ndarray:
-    """Integer keyframe time: microseconds (``"us"``, the official ``"%.6f"`` key) or ``int(ts)`` (``"int"``)."""
-    if mode == "us":
-        return np.rint(timestamp * 1e6).astype(np.int64)
-    return np.trunc(timestamp).astype(np.int64)
-
-
-def _run_starts(values: np.ndarray) -> np.ndarray:
-    """(n,) bool: True where a run of equal consecutive values starts."""
-    flags = np.ones(values.shape[0], dtype=bool)
-    if values.shape[0] > 1:
-        np.not_equal(values[1:], values[:-1], out=flags[1:])
-    return flags
-
-
-def _positions_in_runs(values: np.ndarray) -> np.ndarray:
-    """(n,) int64: position of each element inside its run of equal consecutive values (0, 1, 2, ...)."""
-    n = values.shape[0]
-    starts = np.flatnonzero(_run_starts(values))
-    return np.arange(n, dtype=np.int64) - np.repeat(starts, np.diff(np.append(starts, n)))
-
-
-class _Keyframes:
-    """Joint keyframe ids for several row sets: ``ids[i]`` (n_i,) int64 in 0..count-1, equal iff same video and
-    same timestamp key. Rows of one keyframe usually come together, so the ids are found on runs, not rows."""
-
-    def __init__(self, sources: list[tuple[list, np.ndarray, np.ndarray]], mode: str):
-        names = sorted({str(v) for videos, _, _ in sources for v in videos})
-        lookup = np.asarray(names, dtype=object)
-        codes, times = [], []
-        for videos, video_codes, timestamp in sources:
-            remap = (np.searchsorted(lookup, np.asarray([str(v) for v in videos], dtype=object)).astype(np.int64)
-                     if len(videos) else np.empty(0, np.int64))
-            codes.append(remap[video_codes] if len(video_codes) else np.empty(0, np.int64))
-            times.append(_timestamp_keys(timestamp, mode))
-        lo = min((int(t.min()) for t in times if t.size), default=0)
-        hi = max((int(t.max()) for t in times if t.size), default=0)
-        span = hi - lo + 1
-        if span * max(len(names), 1) >= 2**62:
-            raise ConfigError("timestamps span too wide to key keyframes")
-        keys = [c * span + (t - lo) for c, t in zip(codes, times)]
-        run_keys, run_lengths = [], []
-        for k in keys:
-            starts = np.flatnonzero(_run_starts(k))
-            run_keys.append(k[starts])
-            run_lengths.append(np.diff(np.append(starts, k.shape[0])))
-        uniq, inverse = np.unique(np.concatenate(run_keys), return_inverse=True)
-        self.count = int(uniq.shape[0])
-        self.ids, offset = [], 0
-        for rk, lengths in zip(run_keys, run_lengths):
-            self.ids.append(np.repeat(inverse[offset:offset + rk.shape[0]].astype(np.int64), lengths))
-            offset += rk.shape[0]
-
-
-def _first_appearance_order(kf: np.ndarray, count: int) -> np.ndarray:
-    """(count,) int64: rank of each keyframe id by its first row in ``kf`` (rows in file order); ``count`` for
-    keyframes that do not occur."""
-    order = np.full(count + 1, count, dtype=np.int64)
-    starts = np.flatnonzero(_run_starts(kf))
-    uniq, first = np.unique(kf[starts], return_index=True)
-    order[uniq[np.argsort(first, kind="stable")]] = np.arange(uniq.shape[0])
-    return order
-
-
-def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
-    """Stable argsort; radix sort when the values fit in int16."""
-    if values.size and values.min() >= -32768 and values.max() < 32768:
-        return np.argsort(values.astype(np.int16), kind="stable")
-    return np.argsort(values, kind="stable")
-
-
-def _order_by_group(group: np.ndarray) -> np.ndarray:
-    """Stable order by ``group`` (skipped when already sorted, as in a file written keyframe by keyframe)."""
-    if group.size < 2 or bool(np.all(group[1:] >= group[:-1])):
-        return np.arange(group.shape[0])
-    return np.argsort(group, kind="stable")
-
-
-def _order_by_group_then_score(group: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Order rows by (group ascending, score descending, input position): one stable float sort of a composite
-    key, verified, with ``np.lexsort`` as the fallback when the composite merges distinct scores out of order."""
-    n = group.shape[0]
-    if n < 2:
-        return np.arange(n)
-    lo, hi = float(score.min()), float(score.max())
-    if hi == lo:
-        return _order_by_group(group)
-    if not np.isfinite(hi - lo):
-        return np.lexsort((-score, group))
-    composite = group.astype(np.float64) * 4.0 + (hi - score) * (2.0 / (hi - lo))
-    order = np.argsort(composite, kind="stable")
-    g, s = group[order], score[order]
-    same = g[1:] == g[:-1]
-    if np.any(g[1:] < g[:-1]) or np.any(same & (s[1:] > s[:-1])):
-        order = np.lexsort((-score, group))
-    return order
-
-
-def _heap_top_k(kf: np.ndarray, score: np.ndarray, rank: np.ndarray, row: np.ndarray, action: np.ndarray,
-                boxes: np.ndarray, k: int) -> np.ndarray:
-    """Which detections the official per-keyframe min-heap of capacity ``k`` keeps, as a (n,) bool mask.
-
-    Rows are sorted by (keyframe, score descending, file order); ``rank`` is the position inside the keyframe,
-    ``row`` the file position. The heap keeps everything above the k-th score s*. Entries scoring exactly s* are
-    all admitted until k entries >= s* have arrived (moment T); after T an s* entry is refused (not strictly
-    greater) and each later entry above s* evicts the smallest remaining s* entry in tuple order
-    (class, y1, x1, y2, x2). Only keyframes whose k-th and (k+1)-th scores tie need this; the rest keep rank < k.
-    """
-    keep = rank < k
-    edge = np.flatnonzero(rank == k)
-    tied = edge[score[edge] == score[edge - 1]]
-    if tied.size == 0:
-        return keep
-    starts = tied - k
-    ends = np.searchsorted(kf, kf[tied], side="right")
-    lengths = ends - starts
-    boundary = np.repeat(np.arange(tied.shape[0]), lengths)
-    idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-    s_star = score[tied - 1][boundary]
-    # arrival (file) order inside each boundary keyframe
-    arrival = np.lexsort((row[idx], boundary))
-    idx, boundary, s_star = idx[arrival], boundary[arrival], s_star[arrival]
-    sc = score[idx]
-    above, at = sc > s_star, sc == s_star
-    at_least = above | at
-    group_start = np.flatnonzero(_run_starts(boundary))
-    cum = np.cumsum(at_least)
-    offset = np.repeat(cum[group_start] - at_least[group_start], np.diff(np.append(group_start, idx.shape[0])))
-    arrived_before = cum - at_least - offset          # entries >= s* that arrived before this one
-    by_t = arrived_before < k                         # arrives no later than T
-    above_total = np.bincount(boundary, weights=above, minlength=tied.shape[0])
-    above_by_t = np.bincount(boundary, weights=above & by_t, minlength=tied.shape[0])
-    evictions = (above_total - above_by_t).astype(np.int64)
-    candidates = np.flatnonzero(at & by_t)
-    cand_rows = row[idx[candidates]]
-    b = boxes[cand_rows]
-    smallest_first = np.lexsort((b[:, 2], b[:, 3], b[:, 0], b[:, 1], action[cand_rows], boundary[candidates]))
-    candidates = candidates[smallest_first]
-    evicted = _positions_in_runs(boundary[candidates]) < evictions[boundary[candidates]]
-    kept_at = np.zeros(idx.shape[0], dtype=bool)
-    kept_at[candidates[~evicted]] = True
-    keep[idx] = above | kept_at
-    return keep
-
-
-# --------------------------------------------------------------------------------------------------------------
-# match
-# --------------------------------------------------------------------------------------------------------------
-
-def pairwise_iou(det: np.ndarray, gt: np.ndarray, float32: bool = False) -> np.ndarray:
-    """IoU of paired boxes ``det[i]`` and ``gt[i]`` (n, 4) x1, y1, x2, y2, with the exact floating-point steps of
-    the TF object-detection ``np_box_ops.iou`` the AVA tools use: continuous areas (no +1), union = area_det +
-    area_gt - intersection. With ``float32`` the inputs are float32 and the intermediate precisions are those
-    numpy gives that code (float32 differences and areas, float64 intersection and quotient). 0/0 gives NaN."""
-    if float32:
-        det = det.astype(np.float32)
-        gt = gt.astype(np.float32)
-    h = np.maximum(np.minimum(det[:, 3], gt[:, 3]) - np.maximum(det[:, 1], gt[:, 1]), 0).astype(np.float64)
-    w = np.maximum(np.minimum(det[:, 2], gt[:, 2]) - np.maximum(det[:, 0], gt[:, 0]), 0).astype(np.float64)
-    inter = h * w
-    area_det = (det[:, 3] - det[:, 1]) * (det[:, 2] - det[:, 0])
-    area_gt = (gt[:, 3] - gt[:, 1]) * (gt[:, 2] - gt[:, 0])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return inter / ((area_det + area_gt) - inter)
-
-
-def match(det_group: np.ndarray, det_boxes: np.ndarray, gt_group: np.ndarray, gt_boxes: np.ndarray,
-          float32: bool = False, threshold: float = IOU_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy argmax matching.
-
-    ``det_group`` (n,) int64 (class, keyframe) group of each detection, detections in greedy order inside each
-    group; ``gt_group`` (m,) sorted, GT boxes of a group in the order the tool lists them; boxes (., 4)
-    x1, y1, x2, y2. Each detection takes its argmax-IoU GT of the group (first maximum; NaN counts as maximum);
-    it is a TP iff IoU >= threshold and no earlier detection of the group took that GT.
-
-    Returns ``tp`` (n,) bool and ``argmax_ties`` (n,) bool (the best IoU, >= threshold, is reached by more than
-    one GT box, so the GT order decides).
-    """
-    n = det_group.shape[0]
-    tp = np.zeros(n, dtype=bool)
-    ties = np.zeros(n, dtype=bool)
-    if n == 0 or gt_group.shape[0] == 0:
-        return tp, ties
-    start = np.searchsorted(gt_group, det_group, side="left")
-    count = np.searchsorted(gt_group, det_group, side="right") - start
-    active = np.flatnonzero(count)
-    start, count = start[active], count[active]
-    best = np.full(active.shape[0], -np.inf)
-    best_gt = np.full(active.shape[0], -1, dtype=np.int64)
-    n_best = np.zeros(active.shape[0], dtype=np.int64)
-    det_active = det_boxes[active]
-    live = np.arange(active.shape[0])
-    j = 0
-    while live.size:
-        g = start[live] + j
-        iou = pairwise_iou(det_active[live], gt_boxes[g], float32)
-        current = best[live]
-        take = (iou > current) | (np.isnan(iou) & ~np.isnan(current))
-        best[live] = np.where(take, iou, current)
-        best_gt[live] = np.where(take, g, best_gt[live])
-        n_best[live] = np.where(take, 1, n_best[live] + (iou == current))
-        j += 1
-        live = live[count[live] > j]
-    hit = np.flatnonzero(best >= threshold)
-    ties[active[hit]] = n_best[hit] > 1
-    # Detections are in greedy order within each group: the first to claim a GT box is the TP.
-    _, first = np.unique(best_gt[hit], return_index=True)
-    tp[active[hit[first]]] = True
-    return tp, ties
-
-
-# --------------------------------------------------------------------------------------------------------------
-# accumulate and summarize
-# --------------------------------------------------------------------------------------------------------------
-
-def precision_recall(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ranked precision and recall, ranking by ``argsort(scores)[::-1]`` (numpy's default sort, the tie order the
-    AVA tools get). ``scores`` and ``tp`` (n,) in concatenation order."""
-    order = np.argsort(scores)[::-1]
-    hits = tp[order].astype(int)
-    cum_tp = np.cumsum(hits)
-    cum_fp = np.cumsum(1 - hits)
-    precision = cum_tp.astype(float) / (cum_tp + cum_fp)
-    recall = cum_tp.astype(float) / num_gt
-    return precision, recall
-
-
-def voc_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """VOC all-points AP: pad recall with 0 and 1 and precision with 0 and 0, make precision non-increasing from
-    the right, sum (r_i - r_{i-1}) * p_i where recall changes. 0.0 for no detections."""
-    if precision.size == 0:
-        return 0.0
-    recall = np.concatenate([[0], recall, [1]])
-    precision = np.concatenate([[0], precision, [0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    indices = np.where(recall[1:] != recall[:-1])[0] + 1
-    return float(np.sum((recall[indices] - recall[indices - 1]) * precision[indices]))
-
-
-def _nanmean(values) -> float:
-    values = np.asarray(list(values), dtype=np.float64)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else float("nan")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# the official evaluator's order, replayed for the few keyframes where it decides the result
-# --------------------------------------------------------------------------------------------------------------
-
-def official_keyframe(det_entries: list[tuple], gt_entries: list[tuple], top_k: int = OFFICIAL_TOP_K,
-                      threshold: float = IOU_THRESHOLD) -> list[tuple[int, float, bool]]:
-    """One keyframe exactly as the official tool processes it.
-
-    ``det_entries``: ``(score, class, y1, x1, y2, x2)`` of the keyframe's evaluated-class detection rows in file
-    order; ``gt_entries``: ``(score, class, y1, x1, y2, x2)`` of its GT rows (score = the 8th column, or 1.0).
-    Both go through a min-heap (detections capped at ``top_k``; a new entry displaces the minimum only with a
-    strictly greater score), then a stable sort by descending score. Returns ``(class, score, tp)`` per kept
-    valid detection, in that order.
-    """
-    heap: list = []
-    for entry in det_entries:
-        if top_k < 1 or len(heap) < top_k:
-            heapq.heappush(heap, entry)
-        elif entry[0] > heap[0][0]:
-            heapq.heapreplace(heap, entry)
-    dets = sorted(heap, key=lambda e: -e[0])
-    gheap: list = []
-    for entry in gt_entries:
-        heapq.heappush(gheap, entry)
-    gts = sorted(gheap, key=lambda e: -e[0])
-    matched: set = set()
-    out = []
-    for score, cls, y1, x1, y2, x2 in dets:
-        if not (y1 < y2 and x1 < x2):
-            continue
-        best, best_index = -np.inf, -1
-        for index, (_, gcls, gy1, gx1, gy2, gx2) in enumerate(gts):
-            if gcls != cls:
-                continue
-            h = max(0.0, min(y2, gy2) - max(y1, gy1))
-            w = max(0.0, min(x2, gx2) - max(x1, gx1))
-            inter = h * w
-            union = ((y2 - y1) * (x2 - x1) + (gy2 - gy1) * (gx2 - gx1)) - inter
-            iou = inter / union if union else float("nan")
-            if iou > best or (iou != iou and best == best):
-                best, best_index = iou, index
-        hit = best_index >= 0 and best >= threshold and best_index not in matched
-        if hit:
-            matched.add(best_index)
-        out.append((int(cls), float(score), bool(hit)))
-    return out
-
-
-def _replay_official(cls, kf, score, tp, ties, n_frames, det_rows, det_use, det_kf_rows, gt_rows, gt_use,
-                     gt_kf_rows, progress):
-    """Fix ``tp`` in place on the keyframes where the official tool's heap order decides it: a run of equal
-    (class, score) detections holding both TPs and FPs (their order moves the TP inside the ranking), or an
-    argmax IoU tie between GT boxes. Arrays are sorted by (class, keyframe, rank); returns the keyframes replayed."""
-    n = cls.shape[0]
-    if n == 0:
-        return np.empty(0, np.int64)
-    group = cls * (n_frames + 1) + kf
-    run = np.cumsum(_run_starts(group) | _run_starts(score)) - 1
-    hits = np.bincount(run, weights=tp)
-    size = np.bincount(run)
-    mixed = (hits > 0) & (hits < size)
-    replay = np.unique(np.concatenate([kf[mixed[run]], kf[ties]]))
-    if replay.size == 0:
-        return replay
-    wanted = np.zeros(n_frames + 2, dtype=bool)
-    wanted[replay] = True
-    det_sel = np.flatnonzero(det_use & wanted[np.minimum(det_kf_rows, n_frames + 1)])
-    gt_sel = np.flatnonzero(gt_use & wanted[np.minimum(gt_kf_rows, n_frames + 1)])
-    det_groups = _split_by(det_kf_rows[det_sel], det_sel)
-    gt_groups = _split_by(gt_kf_rows[gt_sel], gt_sel)
-    d_score = np.where(det_rows.n_columns == 8, det_rows.score, 1.0)
-    g_score = np.where(gt_rows.n_columns == 8, gt_rows.person_id.astype(np.float64), 1.0)
-    group_start = np.flatnonzero(_run_starts(group))
-    group_end = np.append(group_start[1:], n)
-    group_keys = group[group_start]
-    iterator = replay.tolist()
-    if progress:
-        from partwise.progress import bar as tqdm
-
-        iterator = tqdm(iterator, desc="official tie order", unit="keyframe")
-    for frame in iterator:
-        rows = det_groups.get(frame, np.empty(0, np.int64))
-        grows = gt_groups.get(frame, np.empty(0, np.int64))
-        b, gb = det_rows.boxes[rows], gt_rows.boxes[grows]
-        d_entries = list(zip(d_score[rows].tolist(), det_rows.action[rows].tolist(),
-                             b[:, 1].tolist(), b[:, 0].tolist(), b[:, 3].tolist(), b[:, 2].tolist()))
-        g_entries = list(zip(g_score[grows].tolist(), gt_rows.action[grows].tolist(),
-                             gb[:, 1].tolist(), gb[:, 0].tolist(), gb[:, 3].tolist(), gb[:, 2].tolist()))
-        per_class: dict[int, list] = {}
-        for c, s, hit in official_keyframe(d_entries, g_entries):
-            per_class.setdefault(c, []).append((s, hit))
-        for c, items in per_class.items():
-            where = min(int(np.searchsorted(group_keys, c * (n_frames + 1) + frame)), group_keys.shape[0] - 1)
-            lo, hi = int(group_start[where]), int(group_end[where])
-            if hi - lo != len(items) or not np.array_equal(score[lo:hi], [s for s, _ in items]):
-                raise RuntimeError(f"AVA evaluator: replay of keyframe {frame} class {c} disagrees")
-            tp[lo:hi] = [hit for _, hit in items]
-    return replay
-
-
-def _check_rows(rows: AvaCsv, kind: str) -> None:
-    """Reject what would break the arithmetic (in-memory inputs skip the CSV reader's checks): non-finite
-    timestamps or boxes, 8-column detections without a score. Raises InputError naming the first bad line."""
-    bad = ~np.isfinite(rows.timestamp)
-    bad |= (rows.n_columns != 2) & ~np.isfinite(rows.boxes).all(axis=1)
-    reason = "timestamp or box is not a finite number"
-    if kind == "det":
-        no_score = (rows.n_columns == 8) & np.isnan(rows.score)
-        if no_score.any() and not bad.any():
-            bad, reason = no_score, "detection without a score (8th column)"
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputError(rows.path, int(rows.line[first]), reason)
-
-
-def _split_by(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
-    """``{key: values with that key, in their original order}``."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(_run_starts(sorted_keys))
-    ends = np.append(starts[1:], sorted_keys.shape[0])
-    return {int(sorted_keys[s]): values[order[s:e]] for s, e in zip(starts, ends)}
-
-
-# --------------------------------------------------------------------------------------------------------------
 # evaluate
 # --------------------------------------------------------------------------------------------------------------
 
@@ -614,6 +111,30 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
     plotting. Returns an :class:`EvalResult` with protocol ``"ava-<profile>"`` (``"ava-pasta-<profile>"``),
     ``per_class`` AP by class id string (NaN: no GT, or left out of the mean by the mmaction2 profile).
     """
+    with _no_huge_pages():
+        return _evaluate(gt, pred, label_map, profile=profile, exclusions=exclusions, pasta=pasta, curves=curves,
+                         progress=progress)
+
+
+@contextlib.contextmanager
+def _no_huge_pages():
+    """numpy advises the kernel to back large arrays with transparent huge pages; where the kernel then compacts
+    memory on page faults (THP defrag "madvise") that doubled the kernel time on AVA-val-sized input (1.6 -> 0.8 s
+    of sys time, measured), for no gain in user time. Off for the call, restored after."""
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    setter = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    if setter is None:
+        yield
+        return
+    previous = setter(False)
+    try:
+        yield
+    finally:
+        setter(previous)
+
+
+def _evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str, exclusions: Any, pasta: bool,
+              curves: bool, progress: bool) -> EvalResult:
     if profile not in PROFILE_SPECS:
         raise ConfigError(f"unknown AVA profile {profile!r} (choose from {', '.join(PROFILES)})")
     spec = PROFILE_SPECS[profile]
@@ -628,9 +149,12 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
         raise ConfigError("the official (2020) protocol has no exclusions file: its GT marks excluded keyframes; "
                           "use --profile mmaction2 or slowfast to apply exclusions")
     gt_rows = as_rows(gt, kind="gt", valid_actions=valid_actions, label_ids_by_name=names_to_ids, pasta=pasta)
-    det_rows = as_rows(pred, kind="det", valid_actions=valid_actions, label_ids_by_name=names_to_ids, pasta=pasta)
-    _check_rows(gt_rows, "gt")
-    _check_rows(det_rows, "det")
+    # detections of other classes never count in any profile (the tools drop them while reading)
+    det_rows = as_rows(pred, kind="det", valid_actions=valid_actions, label_ids_by_name=names_to_ids, pasta=pasta,
+                       keep_actions=class_ids.tolist())
+    for rows, kind, source in ((gt_rows, "gt", gt), (det_rows, "det", pred)):
+        if not isinstance(source, (str, os.PathLike)):  # the CSV readers have checked files already
+            _check_rows(rows, kind)
     excl_videos, excl_seconds = [], np.empty(0)
     if exclusions is not None:
         excl_videos, excl_seconds = (read_exclusions(exclusions) if isinstance(exclusions, (str, os.PathLike))
@@ -639,6 +163,7 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
                          (det_rows.videos, det_rows.video_codes, det_rows.timestamp),
                          (excl_videos, np.arange(len(excl_videos), dtype=np.int64), excl_seconds)], spec.key)
     kf_gt, kf_det, kf_excl = frames.ids
+    frames.ids = None  # row-length arrays are dropped as soon as they are used up: peak memory
     excluded = np.zeros(frames.count, dtype=bool)
     excluded[kf_excl] = True
 
@@ -669,27 +194,43 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
     # keyframe rank in the per-class concatenation order (first appearance in the detection or GT file)
     source = kf_det[det_white] if spec.keyframe_order == "det" else kf_gt[gt_white]
     kf_rank = _first_appearance_order(source, frames.count)
+    del source, det_white
     det_kf_rows = kf_rank[kf_det]
+    del kf_det
     gt_kf_rows = kf_rank[kf_gt]
 
-    # ---- detections: order inside keyframes, cap, then group by class keeping that order
+    # ---- detections: order inside keyframes, cap, then group by class keeping that order. Only the row index is
+    # permuted at each step; keyframe and score are looked up again where needed (fewer full-length gathers)
+    all_eight = _all_eight(det_rows.n_columns)
+
+    def scores_of(rows: np.ndarray) -> np.ndarray:
+        values = det_rows.score[rows]
+        return values if all_eight else np.where(det_rows.n_columns[rows] == 8, values, 1.0)
+
     index = np.flatnonzero(det_use)
     kf = det_kf_rows[index]
-    score = np.where(det_rows.n_columns[index] == 8, det_rows.score[index], 1.0)
-    order = _order_by_group(kf) if spec.det_order == "file" else _order_by_group_then_score(kf, score)
-    index, kf, score = index[order], kf[order], score[order]
+    if spec.det_order == "file":
+        if kf.size > 1 and not bool(np.all(kf[1:] >= kf[:-1])):  # a file written keyframe by keyframe: sorted
+            index = index[_order_by_group(kf)]
+    else:
+        index = index[_order_by_group_then_score(kf, scores_of(index))]
+    del kf
     if spec.top_k:
-        rank = _positions_in_runs(kf)
-        keep = _heap_top_k(kf, score, rank, index, det_rows.action, det_rows.boxes, spec.top_k)
-        index, kf, score = index[keep], kf[keep], score[keep]
+        kf = det_kf_rows[index]
+        keep = _heap_top_k(kf, scores_of(index), _positions_in_runs(kf), index, det_rows.action, det_rows.boxes,
+                           spec.top_k)
+        index = index[keep]
+        del kf, keep
     if spec.drop_invalid:
-        b = det_rows.boxes[index]
-        valid = (b[:, 1] < b[:, 3]) & (b[:, 0] < b[:, 2])
-        index, kf, score = index[valid], kf[valid], score[valid]
+        b = det_rows.boxes
+        index = index[((b[:, 1] < b[:, 3]) & (b[:, 0] < b[:, 2]))[index]]
     cls = det_rows.action[index].astype(np.int64)
     by_class = _stable_argsort_small(cls)
-    index, kf, score, cls = index[by_class], kf[by_class], score[by_class], cls[by_class]
-    group = cls * (frames.count + 1) + kf
+    index, cls = index[by_class], cls[by_class]
+    del by_class
+    kf, score = det_kf_rows[index], scores_of(index)
+    if spec.det_order != "heap":
+        del det_kf_rows  # only the official order's replay looks rows up again
 
     # ---- ground truth: grouped by (class, keyframe), in the order the tool lists them
     gindex = np.flatnonzero(gt_use)
@@ -699,7 +240,13 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
               else np.lexsort((gindex, -g_key, g_group)))
     gindex, g_group = gindex[gorder], g_group[gorder]
 
-    tp, ties = match(group, det_rows.boxes[index], g_group, gt_rows.boxes[gindex], spec.float32)
+    # only detections whose (class, keyframe) group has GT can match: their boxes alone are gathered
+    active = _with_gt(cls, kf, frames.count + 1, g_group)
+    tp = np.zeros(cls.shape[0], dtype=bool)
+    ties = np.zeros(cls.shape[0], dtype=bool)
+    tp[active], ties[active] = match(cls[active] * (frames.count + 1) + kf[active], det_rows.boxes[index[active]],
+                                     g_group, gt_rows.boxes[gindex], spec.float32)
+    del active, index
     replayed = np.empty(0, np.int64)
     if spec.det_order == "heap":
         replayed = _replay_official(cls, kf, score, tp, ties, frames.count, det_rows, det_use, det_kf_rows,
@@ -761,6 +308,27 @@ def evaluate(gt: Any, pred: Any, label_map: Mapping[int, str], *, profile: str =
                       curves=class_curves)
 
 
+def _all_eight(n_columns: np.ndarray) -> bool:
+    """Every row has 8 fields; a broadcast constant (the typed reader's) is answered without a pass."""
+    if n_columns.ndim == 1 and n_columns.strides == (0,):
+        return n_columns.size == 0 or int(n_columns[0]) == 8
+    return bool((n_columns == 8).all())
+
+
+def _with_gt(cls: np.ndarray, kf: np.ndarray, stride: int, g_group: np.ndarray) -> np.ndarray:
+    """Positions of the detections whose group ``cls * stride + kf`` is in the sorted ``g_group``: a bool table
+    over all groups when it is small, else binary search."""
+    size = (int(cls.max(initial=0)) + 1) * stride
+    if size <= (1 << 26):
+        table = np.zeros(size + 1, dtype=bool)
+        table[g_group[g_group < size]] = True
+        key = cls * stride
+        key += kf
+        return np.flatnonzero(table[key])
+    group = cls * stride + kf
+    return np.flatnonzero(np.searchsorted(g_group, group, side="right") > np.searchsorted(g_group, group))
+
+
 # --------------------------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------------------------
@@ -798,3 +366,29 @@ def run(args) -> EvalResult:
     profile = args.profile or ("slowfast" if pasta else "official")
     return evaluate(args.gt, args.pred, label_map, profile=profile, exclusions=args.exclusions, pasta=pasta,
                     curves=bool(getattr(args, "plot", None)), progress=bool(getattr(args, "progress", False)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m partwise.eval.ava ...``: ``partwise eval ava`` (same options, same output) without importing
+    the other metrics, for scripts that evaluate many small files where start-up dominates."""
+    import argparse
+    import sys
+
+    from partwise.errors import PartwiseError
+
+    parser = argparse.ArgumentParser(prog="python -m partwise.eval.ava", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except PartwiseError as exc:
+        print(f"partwise: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(result.to_json() if args.json else result.format_table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -42,7 +42,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def register(subparsers) -> None:
+def register(subparsers, only: str | None = None) -> None:
+    """Add ``partwise eval`` and its metrics; ``only`` (the metric named on the command line, when known) imports
+    just that metric's module: the others pull in scipy and pyarrow, which would triple the start-up of a small
+    evaluation."""
     parser = subparsers.add_parser("eval", help="evaluate predictions with the official protocols",
                                    description="Evaluate predictions with the official protocols; one METRIC per "
                                                "call. mAP is printed as a percentage (36.44); --json keeps fractions.",
@@ -52,7 +55,8 @@ def register(subparsers) -> None:
                                               "gt_vid_result.json --pred-parts pred_part_result.json --pred-videos "
                                               "pred_vid_result.json --json"))
     metric_parsers = parser.add_subparsers(dest="metric", metavar="METRIC")
-    for name, (module_path, help_text) in METRICS.items():
+    chosen = {only: METRICS[only]} if only in METRICS else METRICS
+    for name, (module_path, help_text) in chosen.items():
         try:
             module = importlib.import_module(module_path)
         except ModuleNotFoundError as exc:

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                         help="people and keypoints without --boxes/--detector, and the pose for part boxes and "
                              "kinematic states: auto = movenet (MoveNet MultiPose, embedded; plus CenterNet person "
                              "boxes and SinglePose crops when installed), mediapipe (the optional pose extra), none")
-    parser.add_argument("--pose-fps", type=float, default=10.0, help="pose samples per second near keyframes")
+    parser.add_argument("--pose-fps", type=float, default=2.5, help="pose samples per second near keyframes")
     parser.add_argument("--objects", default="auto", metavar="auto|none|NAME",
                         help="COCO objects the body parts touch (hand on a ball): auto (default: centernet when "
                              "installed by `partwise weights install centernet`), none, or a CenterNet weights name")

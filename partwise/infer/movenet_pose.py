@@ -7,24 +7,27 @@
 * **Two scales**: also at the original's 256 px square, where people who fill the frame are found (at full
   resolution MoveNet Lightning breaks a close-up person into pieces); the passes are merged, the same person seen
   twice kept once (the better score).
-* **More than six people**: when every one of the 6 slots holds a person, the frame is also run in two overlapping
-  halves (6 more slots each), merged the same way.
+* **More than six people**: the full-resolution pass runs on two overlapping halves of the frame (6 slots each),
+  merged the same way.
 * **CenterNet person boxes** (``partwise weights install centernet``, optional): people the detector finds
   (score >= ``detector_threshold``) that no MultiPose person overlaps are added, their keypoints from a
   **SinglePose** crop (``movenet-thunder``, else ``movenet-lightning``, when installed).
 
-Per-person pose at other frames (the short window around each keyframe) comes from one MultiPose pass per frame,
-its people matched to the tracked person boxes by IoU (Hungarian); a person it misses gets a SinglePose crop when
-SinglePose is installed, else zero-score keypoints (the part-box rule then falls back to the person box).
+Per-person pose at the other frames of the short window around each keyframe (:meth:`MoveNetPose.estimate_window`)
+comes from MultiPose at the frame's resolution on crops around each person, placed where the neighbouring frame's
+pose put them, walking outward from the keyframe (whose whole-frame passes are reused): on the 768x576 street clip
+the crops cover 10-30% of the frame and cost about a quarter of the whole-frame passes. Their people are matched to
+the person boxes by IoU (Hungarian); a person it misses gets a SinglePose crop when SinglePose is installed, else
+zero-score keypoints (the part-box rule then falls back to the person box).
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from partwise.infer.assignment import linear_sum_assignment
 from partwise.infer.pose import box_from_keypoints
 from partwise.infer.tracking import iou_matrix
-from partwise.models.movenet import MULTIPOSE_SLOTS, MoveNet, People
+from partwise.models.movenet import MoveNet, People
 
 #: a MultiPose candidate counts as a person above this score (its own box-and-instance score)
 MIN_PERSON_SCORE = 0.2
@@ -45,6 +48,18 @@ MATCH_IOU = 0.3
 #: SinglePose "person" with a few weak joints, a real (even half-hidden) person gets more
 MIN_KEYPOINTS = 5
 KEYPOINT_SCORE = 0.3
+#: pose at frames next to a keyframe comes from crops around each person (where the neighbouring frame's pose put
+#: them) grown by this fraction of the person's height on each side: room for a frame's motion and the context
+#: MultiPose needs ...
+CROP_MARGIN = 0.3
+#: ... and at least this many pixels, the crop at least CROP_MIN_SIDE pixels wide and high
+CROP_MIN_MARGIN = 16
+CROP_MIN_SIDE = 128
+#: a person's box where the neighbouring frame put them and their box in a crop are matched grown by this much of
+#: their size per side: a far walker 10 px wide moves 10 px in 0.4 s, which leaves no plain IoU
+CROP_MATCH_GROW = 1.0
+#: crops covering more than this fraction of the frame cost about as much as the whole-frame passes: use those
+CROP_AREA_LIMIT = 0.6
 
 
 def _installed(name: str) -> bool:
@@ -80,6 +95,7 @@ class MoveNetPose:
         if single == "auto":
             single = next((n for n in ("movenet-thunder", "movenet-lightning") if _installed(n)), None)
         self.single = MoveNet.load(single) if single else None
+        self._memo: tuple[np.ndarray, People] | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -93,11 +109,26 @@ class MoveNetPose:
 
     # -- whole frames ------------------------------------------------------------------------------------
     def multipose(self, frame: np.ndarray) -> People:
+        """:meth:`full_multipose`, remembered for the last frame: the run asks for the people of a keyframe and
+        then for the pose of its people in the same frame."""
+        memo = self._memo
+        if memo is not None and memo[0].shape == frame.shape and np.array_equal(memo[0], frame):
+            people = memo[1]
+        else:
+            people = self.full_multipose(frame)
+            self._memo = (np.array(frame, copy=True), people)
+        return people.select(np.arange(len(people)))  # a copy: callers may change it
+
+    def full_multipose(self, frame: np.ndarray) -> People:
         """MultiPose at two scales, merged: the original's 256 px square for people who fill much of the frame, and
-        the frame's own resolution for small people, plus the two halves when all 6 slots of the full-resolution
-        pass are people. Each pass keeps the people of the size it sees well (:data:`SMALLEST_AT_256`,
-        :data:`LARGEST_AT_NATIVE`). People with score > ``min_score``, boxes from the keypoints (tighter than the
-        model's box), best first."""
+        the frame's own resolution for small people, as two overlapping halves (6 people each: 12 in all). Each
+        pass keeps the people of the size it sees well (:data:`SMALLEST_AT_256`, :data:`LARGEST_AT_NATIVE`).
+        People with score > ``min_score``, boxes from the keypoints (tighter than the model's box), best first.
+
+        Why halves and no whole-frame pass at full resolution: the halves overlap by an eighth of the frame on each
+        side of the cut, so anyone narrower than a quarter of the frame (everyone the full-resolution passes keep)
+        is whole in one of them; the whole frame would add nobody, its 6 slots are often all taken on a street,
+        and it costs as much as both halves."""
         height, width = frame.shape[:2]
         small = self._run(frame, 0, 0, 256)
         if max(height, width) <= 1.5 * 256:  # the frame is about the model's size: one pass sees everyone
@@ -105,24 +136,16 @@ class MoveNetPose:
         scale_256 = 256 / max(height, width)
         passes = [small.select(np.flatnonzero(_heights(small) * scale_256 >= SMALLEST_AT_256))]
         scale = min(1.0, self.max_side / max(height, width))
-        native = self._run(frame, 0, 0, "native")
-        passes.append(native.select(np.flatnonzero(_heights(native) * scale <= LARGEST_AT_NATIVE)))
-        if len(native) >= MULTIPOSE_SLOTS:
-            overlap = width // 8 if width >= height else height // 8
-            if width >= height:
-                halves = [(frame[:, :width // 2 + overlap], 0, 0),
-                          (frame[:, width // 2 - overlap:], width // 2 - overlap, 0)]
-            else:
-                halves = [(frame[:height // 2 + overlap], 0, 0),
-                          (frame[height // 2 - overlap:], 0, height // 2 - overlap)]
-            for part, dx, dy in halves:
-                half = self._run(part, dx, dy, "native", (width, height))
-                passes.append(half.select(np.flatnonzero(_heights(half) * scale <= LARGEST_AT_NATIVE)))
+        for part, dx, dy in _halves(frame):
+            # the frame's own scale (max_side applies to the whole frame, not to each half)
+            half = self._run(part, dx, dy, "native", (width, height), max_side=_scaled_side(part, scale))
+            passes.append(half.select(np.flatnonzero(_heights(half) * scale <= LARGEST_AT_NATIVE)))
         return _merge(passes, MERGE_OVERLAP)
 
-    def _run(self, frame: np.ndarray, dx: int, dy: int, size, full: tuple[int, int] | None = None) -> People:
+    def _run(self, frame: np.ndarray, dx: int, dy: int, size, full: tuple[int, int] | None = None,
+             max_side: int | None = None) -> People:
         height, width = frame.shape[:2]
-        people = self.multi.detect(frame, size, self.min_score, max_side=self.max_side)
+        people = self.multi.detect(frame, size, self.min_score, max_side=max_side or self.max_side)
         if len(people):
             people.keypoints[:, :, 0] += dx
             people.keypoints[:, :, 1] += dy
@@ -165,13 +188,64 @@ class MoveNetPose:
     def estimate_many(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """``(N, 17, 3)`` keypoints of the people in pixel ``boxes`` at this frame."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        out = np.zeros((len(boxes), 17, 3))
+        if not len(boxes):
+            return np.zeros((0, 17, 3))
+        return self._match(frame, boxes, self.multipose(frame))
+
+    def estimate_window(self, window: np.ndarray, boxes: np.ndarray, centre: int) -> np.ndarray:
+        """``(N, W, 17, 3)`` keypoints of the people in pixel ``boxes`` (where they are at ``window[centre]``) over
+        the frames of ``window`` ``(W, H, W, 3)``: at the centre as :meth:`estimate_many`; at the other frames,
+        walking outward from the centre, MultiPose at the frame's resolution on crops around each person where
+        the neighbouring frame's pose put them (:meth:`estimate_crops`): people move a few pixels per frame, and
+        crops cost a fraction of the whole frame's passes."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        out = np.zeros((len(boxes), len(window), 17, 3))
         if not len(boxes):
             return out
-        people = self.multipose(frame)
+        out[:, centre] = self.estimate_many(window[centre], boxes)
+        height, width = window.shape[1:3]
+        for direction in (-1, 1):
+            current = boxes.copy()
+            j = centre + direction
+            while 0 <= j < len(window):
+                previous = out[:, j - direction]
+                seen = (previous[:, :, 2] >= KEYPOINT_SCORE).sum(axis=1) >= MIN_KEYPOINTS
+                for i in np.flatnonzero(seen):
+                    current[i] = box_from_keypoints(previous[i], width, height)
+                out[:, j] = self.estimate_crops(window[j], current)
+                j += direction
+        return out
+
+    def estimate_crops(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """``(N, 17, 3)`` keypoints of the people in pixel ``boxes`` from MultiPose on crops around them at the
+        frame's resolution (:data:`CROP_MARGIN`; overlapping crops joined, so each person is whole in one crop),
+        matched to the boxes as in :meth:`estimate_many`. Falls back to the whole-frame passes where crops would
+        not help: small frames, a person too tall for the full-resolution pass, or crops covering most of the
+        frame."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        if (not len(boxes) or max(height, width) <= 1.5 * 256
+                or (_heights_of(boxes) * scale > LARGEST_AT_NATIVE).any()):
+            return self.estimate_many(frame, boxes)
+        regions = crop_regions(boxes, width, height)
+        if _area(regions).sum() > CROP_AREA_LIMIT * width * height:
+            return self.estimate_many(frame, boxes)
+        passes = []
+        for x0, y0, x1, y1 in regions:
+            crop = frame[y0:y1, x0:x1]
+            people = self._run(crop, x0, y0, "native", (width, height), max_side=_scaled_side(crop, scale))
+            passes.append(people.select(np.flatnonzero(_heights(people) * scale <= LARGEST_AT_NATIVE)))
+        return self._match(frame, boxes, _merge(passes, MERGE_OVERLAP), grow=CROP_MATCH_GROW)
+
+    def _match(self, frame: np.ndarray, boxes: np.ndarray, people: People, grow: float = 0.0) -> np.ndarray:
+        """Each box's keypoints from the MultiPose person it overlaps best (Hungarian on IoU, at least
+        :data:`MATCH_IOU`, both boxes grown by ``grow`` times their own width and height per side); boxes left over
+        get a SinglePose crop when installed, else zero scores."""
+        out = np.zeros((len(boxes), 17, 3))
         unmatched = np.ones(len(boxes), bool)
         if len(people):
-            iou = iou_matrix(boxes, people.boxes)
+            iou = iou_matrix(_grown(boxes, grow), _grown(people.boxes, grow))
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] >= MATCH_IOU:
@@ -187,6 +261,68 @@ class MoveNetPose:
 
 def _heights(people: People) -> np.ndarray:
     return people.boxes[:, 3] - people.boxes[:, 1]
+
+
+def _halves(frame: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """Two halves of the frame along its longer side, each reaching an eighth of that side past the middle:
+    ``[(part, dx, dy)]`` with the part's offset in the frame."""
+    height, width = frame.shape[:2]
+    if width >= height:
+        overlap = width // 8
+        return [(frame[:, :width // 2 + overlap], 0, 0), (frame[:, width // 2 - overlap:], width // 2 - overlap, 0)]
+    overlap = height // 8
+    return [(frame[:height // 2 + overlap], 0, 0), (frame[height // 2 - overlap:], 0, height // 2 - overlap)]
+
+
+def _scaled_side(part: np.ndarray, scale: float) -> int:
+    """``max_side`` that scales ``part`` by ``scale`` in :func:`partwise.models.movenet.preprocess_native`."""
+    side = max(part.shape[:2])
+    return side if scale >= 1 else max(32, int(round(side * scale)))
+
+
+def _grown(boxes: np.ndarray, grow: float) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return boxes + np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1) * grow * np.array([-1, -1, 1, 1])
+
+
+def _heights_of(boxes: np.ndarray) -> np.ndarray:
+    return boxes[:, 3] - boxes[:, 1]
+
+
+def _area(regions: np.ndarray) -> np.ndarray:
+    regions = np.asarray(regions, np.float64).reshape(-1, 4)
+    return (regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])
+
+
+def crop_regions(boxes: np.ndarray, width: int, height: int, margin: float = None) -> np.ndarray:
+    """``(R, 4)`` int pixel regions ``[x0, y0, x1, y1]`` covering every box grown by ``margin`` (default
+    :data:`CROP_MARGIN`) of its height on each side (at least :data:`CROP_MIN_MARGIN` pixels; at least
+    :data:`CROP_MIN_SIDE` wide and high), clipped to the frame;
+    regions that overlap are joined into their bounding rectangle until none overlap, so nobody is cut by a crop
+    edge between two crops."""
+    margin = CROP_MARGIN if margin is None else margin
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    grow = np.maximum(_heights_of(boxes) * margin, CROP_MIN_MARGIN)[:, None] * np.array([-1, -1, 1, 1])
+    grown = boxes + grow
+    # at least CROP_MIN_SIDE on each side: MultiPose misses a 25 px walker in a crop barely larger than him
+    centre, size = (grown[:, :2] + grown[:, 2:]) / 2, np.maximum(grown[:, 2:] - grown[:, :2], CROP_MIN_SIDE)
+    grown = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    regions = [list(r) for r in np.clip(grown, 0, [width, height, width, height])]
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(regions)):
+            for j in range(i + 1, len(regions)):
+                a, b = regions[i], regions[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del regions[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    out = np.array([[np.floor(r[0]), np.floor(r[1]), np.ceil(r[2]), np.ceil(r[3])] for r in regions], np.int64)
+    return out.reshape(-1, 4)
 
 
 def _merge(passes: list[People], overlap: float) -> People:

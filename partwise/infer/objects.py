@@ -198,3 +198,13 @@ def part_object_relations(keypoints: np.ndarray, part_boxes: np.ndarray, person_
                                    "class_id": int(objects.classes[k]), "score": float(objects.scores[k]),
                                    "box_px": box.tolist(), "distance": d})
     return out
+
+
+def keyframe_relations(source, frame: np.ndarray, keypoints: np.ndarray, part_boxes: np.ndarray,
+                       person_boxes: np.ndarray) -> list[list[dict]]:
+    """The objects stage for one keyframe: per person the objects its parts touch
+    (:func:`part_object_relations`), from ``source`` (an :class:`ObjectSource`; None: no objects) on the keyframe's
+    ``frame`` ``(H, W, 3)`` uint8 RGB."""
+    if source is None:
+        return [[] for _ in person_boxes]
+    return part_object_relations(keypoints, part_boxes, person_boxes, source.detect(frame))

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from partwise.infer.assignment import linear_sum_assignment
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,3 +107,13 @@ def track_sequence(frames: list[np.ndarray], **kwargs) -> list[np.ndarray]:
     """Track ids for a list of per-keyframe box arrays."""
     tracker = IoUTracker(**kwargs)
     return [tracker.update(boxes) for boxes in frames]
+
+
+def track_keyframe(tracker: IoUTracker, boxes: np.ndarray, velocities: np.ndarray | None,
+                   track_buffer: float) -> np.ndarray:
+    """The tracking stage for one keyframe: track ids ``(N,)`` of the persons in pixel ``boxes`` ``(N, 4)``,
+    matched on boxes grown by ``track_buffer`` box sizes per side
+    (:func:`partwise.infer.poses.buffered_boxes`), new tracks taking ``velocities`` ``(N, 2)`` (or None)."""
+    from partwise.infer.poses import buffered_boxes
+
+    return tracker.update(buffered_boxes(boxes, track_buffer), velocities)

@@ -72,6 +72,8 @@ class Activity2VecConfig:
     trunk_width: int = 64  # resnet18 only: stem channels; stages have width * (1, 2, 4, 8)
 
     def __post_init__(self):
+        if not 0 <= self.dropout <= 1:  # nn.Dropout refuses it only when the net is built
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {self.dropout!r}")
         if self.trunk not in TRUNKS:
             raise ValueError(f"trunk: expected one of {', '.join(TRUNKS)}, got {self.trunk!r}")
         if self.stride_in_1x1 is None:

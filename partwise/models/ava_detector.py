@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from partwise.ops.boxes import box_iou
-from partwise.ops.pooling import temporal_pool
 from partwise.ops.roi_align import roi_align
-from partwise.models.resnet3d import ResNet3d, ResNet3dConfig, SlowFast, SlowFastConfig, backbone_config_from_dict
+from partwise.models.resnet3d import (ResNet3d, ResNet3dConfig, SlowFast, SlowFastConfig, backbone_config_from_dict,
+                                      pool_time)
 
 #: ActionDataPreprocessor normalization (RGB, 0..255 scale).
 AVA_MEAN = (123.675, 116.28, 103.53)
@@ -65,6 +65,11 @@ class AVADetectorConfig:
     pos_iou_thr: float = 0.9
     rois_per_clip: int = 32
 
+    def __post_init__(self):
+        # nn.Dropout refuses it only when the net is built; here it is a config error naming the key
+        if not 0 <= self.dropout <= 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {self.dropout!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -93,6 +98,16 @@ def build_backbone(cfg: AVADetectorConfig) -> nn.Module:
     raise ValueError(f"backbone_type must be 'slowonly' or 'slowfast', got {cfg.backbone_type!r}")
 
 
+def pooled_frame(features: Tensor | tuple[Tensor, ...], temporal_pool_mode: str = "avg") -> Tensor:
+    """The extractor's input: ``(N, C, T, H, W)`` features (or a SlowFast tuple, nearest-resized in time to the
+    largest T and concatenated on channels) pooled over time -> ``(N, C, H, W)``."""
+    feats = list(features) if isinstance(features, (tuple, list)) else [features]
+    if len(feats) > 1:
+        max_t = max(f.shape[2] for f in feats)
+        feats = [F.interpolate(f, size=(max_t,) + tuple(feats[0].shape[3:])) for f in feats]
+    return torch.cat([pool_time(f, temporal_pool_mode) for f in feats], dim=1)
+
+
 def extract_roi_features(features: Tensor | tuple[Tensor, ...], rois: Tensor, output_size: int = 8,
                          spatial_scale: float = 1 / 16, sampling_ratio: int = 0, aligned: bool = True,
                          temporal_pool_mode: str = "avg", context: bool = False) -> Tensor:
@@ -102,17 +117,17 @@ def extract_roi_features(features: Tensor | tuple[Tensor, ...], rois: Tensor, ou
     T, then concatenated on channels). ``rois``: ``(K, 5)`` ``[batch_index, x1, y1, x2, y2]`` in input pixels.
     With ``context`` the frame-level ``adaptive_avg_pool2d(out)`` of the RoI's image is appended (2C channels).
     """
-    feats = list(features) if isinstance(features, (tuple, list)) else [features]
-    if len(feats) > 1:
-        max_t = max(f.shape[2] for f in feats)
-        feats = [F.interpolate(f, size=(max_t,) + tuple(feats[0].shape[3:])) for f in feats]
-    feats = [temporal_pool(f, temporal_pool_mode) for f in feats]
-    frame = torch.cat(feats, dim=1)[:, :, 0]  # (N, C, H, W): one time step remains
+    frame = pooled_frame(features, temporal_pool_mode)
     roi_feat = roi_align(frame, rois, output_size, spatial_scale, sampling_ratio, aligned)
     if context:
         global_feat = F.adaptive_avg_pool2d(frame, output_size)[rois[:, 0].long()]
         roi_feat = torch.cat([roi_feat, global_feat], dim=1)
     return roi_feat.unsqueeze(2)
+
+
+def _spatial_pool(x: Tensor, mode: str) -> Tensor:
+    """``(K, C, h, w)`` -> ``(K, C)`` by mean (``"avg"``) or max."""
+    return x.mean(dim=(2, 3)) if mode == "avg" else x.amax(dim=(2, 3))
 
 
 class BBoxHeadAVA(nn.Module):
@@ -213,6 +228,8 @@ class AVADetector(nn.Module):
                                 cfg.head_temporal_pool, cfg.head_spatial_pool, cfg.mlp_head)
         self.register_buffer("mean", torch.tensor(AVA_MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(AVA_STD).view(1, 3, 1, 1, 1), persistent=False)
+        #: set by :meth:`fuse_roi_head`: the eval-mode forward takes :meth:`fused_roi_logits`
+        self.roi_head_fused = False
 
     def normalize(self, frames: Tensor) -> Tensor:
         """RGB frames ``(N, 3, T, H, W)`` on the 0..255 scale -> normalized float clips."""
@@ -224,7 +241,33 @@ class AVADetector(nn.Module):
                                     cfg.sampling_ratio, cfg.aligned, cfg.temporal_pool, cfg.context)
 
     def forward(self, clips: Tensor, rois: Tensor) -> Tensor:
-        return self.head(self.roi_features(self.backbone(clips), rois))
+        features = self.backbone(clips)
+        if self.roi_head_fused and not self.training:
+            return self.fused_roi_logits(features, rois)
+        return self.head(self.roi_features(features, rois))
+
+    def fuse_roi_head(self, enabled: bool = True) -> None:
+        """Make the eval-mode forward use :meth:`fused_roi_logits` (training mode keeps the two-stage path)."""
+        self.roi_head_fused = enabled
+
+    def fused_roi_logits(self, features: Tensor | tuple[Tensor, Tensor], rois: Tensor) -> Tensor:
+        """Eval-mode ``head(roi_features(features, rois))`` as one stage: ``(K, num_classes)`` logits.
+
+        In eval mode the head's dropout is the identity and its temporal pool sees the single time step the
+        extractor leaves, so RoIAlign goes straight into the spatial pool and ``fc_cls``; with context, the
+        frame-level ``adaptive_avg_pool2d`` is pooled once per image instead of once per RoI. Equal to the
+        two-stage path up to float rounding.
+        """
+        cfg, head = self.cfg, self.head
+        frame = pooled_frame(features, cfg.temporal_pool)
+        crops = roi_align(frame, rois, cfg.roi_output_size, 1.0 / cfg.featmap_stride, cfg.sampling_ratio,
+                          cfg.aligned)  # (K, C, out, out)
+        mode = head.spatial_pool_mode
+        pooled = _spatial_pool(crops, mode)
+        if cfg.context:
+            frame_feat = _spatial_pool(F.adaptive_avg_pool2d(frame, cfg.roi_output_size), mode)  # (N, C)
+            pooled = torch.cat([pooled, frame_feat[rois[:, 0].long()]], dim=1)
+        return head.fc_cls(pooled)
 
     def training_targets(self, proposals: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

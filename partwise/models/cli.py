@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import zipfile
 
 import torch
 
 from partwise.clihelp import examples
+from partwise.errors import InputError
 from partwise.models import MODELS
-from partwise.models.checkpoint import (detect_source, load_state_dict, mmaction2_detector_config,
+from partwise.models.checkpoint import (FAMILIES, detect_source, load_state_dict, mmaction2_detector_config,
                                         parameter_count, read_checkpoint, state_dict_of)
 
 
@@ -64,16 +67,73 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_weights(path: str) -> tuple[dict, dict]:
+    """(checkpoint, its tensor dict), or a one-line :class:`InputError` naming the file and the key when the file
+    is not a weights file: another zip format (a NumPy ``.npz``), keys that are not names, no tensors."""
+    if os.path.isdir(path):
+        raise InputError(path, None, "a folder, not a checkpoint file")
+    if os.path.isfile(path) and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (OSError, zipfile.BadZipFile, ValueError):
+            names = []
+        # torch.save writes <archive>/data.pkl; a NumPy .npz holds bare .npy members
+        if names and not any(n.endswith("/data.pkl") for n in names):
+            kind = "a NumPy .npz archive" if all(n.endswith(".npy") for n in names) else "a zip archive"
+            raise InputError(path, None, f"{kind}, not a torch checkpoint (no data.pkl inside)")
+    ckpt = read_checkpoint(path)
+    for where, mapping in (("", ckpt), ("state dict", state_dict_of(ckpt))):
+        bad = next((k for k in mapping if not isinstance(k, str)), None)
+        if bad is not None:
+            raise InputError(path, where or None, f"key {bad!r} ({type(bad).__name__}) is not a name: not a "
+                                                  "checkpoint (parameter names are strings)")
+    state = state_dict_of(ckpt)
+    if not any(isinstance(v, torch.Tensor) for v in state.values()):
+        kinds = sorted({type(v).__name__ for v in state.values()})
+        raise InputError(path, None, "no tensors in it: not a weights file"
+                         + (f" (values: {', '.join(kinds[:4])})" if kinds else " (empty)"))
+    if ckpt.get("format") == "partwise":
+        family = ckpt.get("family")
+        if not isinstance(family, str) or family not in FAMILIES:
+            raise InputError(path, "family", f"unknown partwise model family {family!r}; known: {', '.join(FAMILIES)}")
+        if not isinstance(ckpt.get("config"), dict):
+            raise InputError(path, "config", f"expected the model config as a mapping, got "
+                                             f"{type(ckpt.get('config')).__name__}")
+    return ckpt, state
+
+
 def inspect_checkpoint(path: str) -> dict:
     """Summary of a checkpoint: source, keys with shapes, parameter count, and the mapping report when the
-    source is known (the model the weights fit is inferred from them, then the keys are mapped onto it)."""
-    ckpt = read_checkpoint(path)
+    source is known (the model the weights fit is inferred from them, then the keys are mapped onto it).
+    Entries that are not tensors are listed under ``non_tensors`` (name -> type), never dropped silently."""
+    ckpt, state = _read_weights(path)
     source = detect_source(ckpt)
-    state = state_dict_of(ckpt)
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     info = {"path": str(path), "source": source, "num_keys": len(tensors),
             "parameters": parameter_count(tensors),
             "shapes": {k: list(v.shape) for k, v in tensors.items()}}
+    others = {k: type(v).__name__ for k, v in state.items() if not isinstance(v, torch.Tensor)}
+    if others:
+        info["non_tensors"] = others
+    try:
+        _describe_model(info, tensors, source, path)
+    except (ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
+        # the architecture is read off the weights' names and shapes: partial or inconsistent weights of a known
+        # source (a truncated state dict, a missing layer) end here, as bad input
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError):
+            reason = f"no {reason}"
+        raise InputError(path, None, f"looks like {source} weights, but its model cannot be inferred from them: "
+                                     f"{reason}") from None
+    if source == "partwise":
+        info["family"] = ckpt.get("family")
+        info["config"] = ckpt.get("config")
+    return info
+
+
+def _describe_model(info: dict, tensors: dict, source: str, path: str) -> None:
+    """Adds the inferred model and the mapping report of ``tensors`` (from ``source``) to ``info``."""
     if source == "mmaction2" and any(k.startswith("cls_head.") for k in tensors):
         from partwise.models.video_classifier import VideoClassifier, mmaction2_recognizer_config
         cfg = mmaction2_recognizer_config(tensors)
@@ -113,10 +173,6 @@ def inspect_checkpoint(path: str) -> dict:
         info["parameters"] = parameter_count(model) if report.ok else info["parameters"]
         info["report"] = report.format()
         info["ok"] = report.ok
-    elif source == "partwise":
-        info["family"] = ckpt.get("family")
-        info["config"] = ckpt.get("config")
-    return info
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -132,6 +188,10 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(info["report"])
     if "family" in info:
         print(f"family: {info['family']}")
+    if info.get("non_tensors"):
+        names = list(info["non_tensors"].items())
+        print(f"non-tensor entries: {len(names)} (" + ", ".join(f"{k}: {t}" for k, t in names[:5])
+              + (", ..." if len(names) > 5 else "") + ")")
     if args.keys:
         for key, shape in info["shapes"].items():
             print(f"  {key}  {shape}")

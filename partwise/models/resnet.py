@@ -18,6 +18,41 @@ import torch
 from torch import nn
 
 
+def fusable(conv: nn.Module, x: torch.Tensor) -> bool:
+    """Whether :func:`conv_pointwise` may run ``conv`` on ``x``: a float32 CPU tensor, oneDNN present and enabled
+    (``torch.backends.mkldnn``), and no autograd graph to build (the fused oneDNN op has no backward)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and conv.weight.dtype == torch.float32
+            and _MKLDNN_POINTWISE is not None and torch.backends.mkldnn.enabled
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)))
+
+
+def conv_pointwise(conv: nn.Module, x: torch.Tensor, relu: bool, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``relu?(conv(x) [+ residual])`` for a Conv2d/Conv3d as one oneDNN call (bias, residual add and ReLU as
+    post-ops), the fused form :func:`partwise.models.fuse.to_inference` switches modules to. Check
+    :func:`fusable` first.
+
+    Besides saving the separate add/ReLU passes over the activations, this always takes oneDNN: plain
+    ``F.conv3d`` sends 1x1x1 and (3,1,1) convolutions to the slow im2col path when torch runs one thread.
+    """
+    args = (conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups)
+    if residual is None:
+        return _MKLDNN_POINTWISE.default(x, *args, "relu" if relu else "none", [], "")
+    return _MKLDNN_POINTWISE.binary(x, residual, *args, "add", 1.0, "relu" if relu else "none", [], "")
+
+
+def _mkldnn_pointwise():
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):  # a torch build without the oneDNN fusion ops
+        return None
+
+
+_MKLDNN_POINTWISE = _mkldnn_pointwise()
+
+
 class Bottleneck(nn.Module):
     expansion = 4
 
@@ -37,6 +72,8 @@ class Bottleneck(nn.Module):
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+        #: set by :func:`partwise.models.fuse.to_inference` once the BNs are folded: oneDNN fused convolutions
+        self.fused = False
 
     def set_stride_in_1x1(self, flag: bool) -> None:
         """Put this block's stride on ``conv1`` (True) or on ``conv2`` (False); nothing changes at stride 1."""
@@ -44,11 +81,18 @@ class Bottleneck(nn.Module):
         self.conv1.stride, self.conv2.stride = ((s, s), (1, 1)) if flag else ((1, 1), (s, s))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and fusable(self.conv1, x):
+            return self._fused_forward(x)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else conv_pointwise(self.downsample[0], x, relu=False)
+        out = conv_pointwise(self.conv2, conv_pointwise(self.conv1, x, relu=True), relu=True)
+        return conv_pointwise(self.conv3, out, relu=True, residual=identity)
 
 
 class ResNet(nn.Module):
@@ -122,8 +166,13 @@ class BasicBlock(nn.Module):
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+        #: set by :func:`partwise.models.fuse.to_inference` once the BNs are folded: oneDNN fused convolutions
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and fusable(self.conv1, x):
+            identity = x if self.downsample is None else conv_pointwise(self.downsample[0], x, relu=False)
+            return conv_pointwise(self.conv2, conv_pointwise(self.conv1, x, relu=True), relu=True, residual=identity)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from partwise.models.resnet import conv_pointwise, fusable
+
 DEPTH_BLOCKS = {18: None, 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 EXPANSION = 4
 
@@ -43,12 +45,33 @@ class ConvBN(nn.Module):
                               bias=(not norm) if bias is None else bias)
         self.bn = nn.BatchNorm3d(out_channels) if norm else None
         self.relu = relu
+        #: set by :func:`partwise.models.fuse.to_inference` when there is no BN (left): one oneDNN call
+        self.fused = False
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fused and fusable(self.conv, x):
+            return conv_pointwise(self.conv, x, self.relu)
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
         return F.relu(x, inplace=True) if self.relu else x
+
+
+def pool_time(features: Tensor, mode: str = "avg") -> Tensor:
+    """``(N, C, T, H, W)`` -> ``(N, C, H, W)`` by mean (``"avg"``) or max over ``T``, fast in either memory layout.
+
+    torch reduces a ``channels_last_3d`` tensor over ``T`` some 40x slower than the same memory viewed as
+    ``(N, T, H, W, C)`` (one thread, torch 2.13), and the backbones of :func:`partwise.models.fuse.to_inference`
+    return that layout; the result is then a ``channels_last`` 4D tensor.
+    """
+    if mode not in ("avg", "max"):
+        raise ValueError(f"temporal pool mode must be 'avg' or 'max', got {mode!r}")
+    if features.dim() != 5:
+        raise ValueError(f"expected (N, C, T, H, W) features, got shape {tuple(features.shape)}")
+    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last_3d):
+        nthwc = features.movedim(1, -1)
+        return (nthwc.mean(dim=1) if mode == "avg" else nthwc.amax(dim=1)).movedim(-1, 1)
+    return features.mean(dim=2) if mode == "avg" else features.amax(dim=2)
 
 
 @dataclass
@@ -121,10 +144,16 @@ class Bottleneck3d(nn.Module):
                                   stride=(temporal_stride, spatial_stride, spatial_stride), relu=False)
                            if needs_projection else None)
         self.non_local_block = NonLocal3d(out_channels, non_local) if non_local is not None else None
+        #: set by :func:`partwise.models.fuse.to_inference` once conv3's BN is folded
+        self.fused = False
 
     def forward(self, x: Tensor) -> Tensor:
         identity = self.downsample(x) if self.downsample is not None else x
-        out = F.relu(self.conv3(self.conv2(self.conv1(x))) + identity, inplace=True)
+        if self.fused and fusable(self.conv3.conv, x):
+            # conv3 + residual + ReLU in one oneDNN call; a relu'd ConvBN would apply the ReLU too early
+            out = conv_pointwise(self.conv3.conv, self.conv2(self.conv1(x)), relu=True, residual=identity)
+        else:
+            out = F.relu(self.conv3(self.conv2(self.conv1(x))) + identity, inplace=True)
         if self.non_local_block is not None:
             out = self.non_local_block(out)
         return out
@@ -138,6 +167,12 @@ def _per_block(value, blocks: int, name: str) -> tuple[int, ...]:
     if len(value) != blocks:
         raise ValueError(f"{name}: expected {blocks} per-block flags, got {len(value)}")
     return value
+
+
+def _check_depth(depth) -> None:
+    """``ValueError`` starting with the field name (``build_model_config`` turns it into the config key)."""
+    if depth not in DEPTH_BLOCKS or DEPTH_BLOCKS[depth] is None:
+        raise ValueError(f"depth: unsupported depth {depth!r}; use one of 50, 101, 152")
 
 
 @dataclass
@@ -163,6 +198,11 @@ class ResNet3dConfig:
     non_local: tuple = (0, 0, 0, 0)
     non_local_cfg: NonLocalConfig = field(default_factory=NonLocalConfig)
     lateral_in: tuple[int, ...] = (0, 0, 0, 0)
+
+    def __post_init__(self):
+        _check_depth(self.depth)
+        if self.base_channels < 1:
+            raise ValueError(f"base_channels: expected a positive channel count, got {self.base_channels}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "ResNet3dConfig":
@@ -245,6 +285,12 @@ class SlowFastConfig:
     slow_non_local: tuple = (0, 0, 0, 0)
     fast_non_local: tuple = (0, 0, 0, 0)
     non_local_cfg: NonLocalConfig = field(default_factory=NonLocalConfig)
+
+    def __post_init__(self):
+        _check_depth(self.depth)
+        if self.channel_ratio < 1 or self.base_channels < self.channel_ratio:
+            raise ValueError(f"base_channels: expected at least channel_ratio ({self.channel_ratio}) so that the fast "
+                             f"path has channels, got {self.base_channels}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "SlowFastConfig":

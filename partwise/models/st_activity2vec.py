@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from partwise.models.resnet3d import NonLocalConfig, SlowFast, SlowFastConfig
+from partwise.models.resnet3d import NonLocalConfig, SlowFast, SlowFastConfig, pool_time
 from partwise.ops.roi_align import roi_align
 
 PASTA_CLASSES = (15, 14, 5, 33, 7, 13)
@@ -53,6 +53,11 @@ class STActivity2VecConfig:
     num_actions: int = NUM_ACTIONS
     pasta_path_actions: tuple[int, ...] = PASTA_PATH_ACTIONS
 
+    def __post_init__(self):
+        # nn.Dropout refuses it only when the net is built; here it is a config error naming the key
+        if not 0 <= self.dropout <= 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {self.dropout!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -72,7 +77,7 @@ def pool_person_features(pathways: tuple[torch.Tensor, ...], rois: torch.Tensor,
     """Per pathway (N, C, T, H, W): temporal mean -> RoIAlign (roi_size^2) -> spatial max; concatenated (K, sum C)."""
     pooled = []
     for features in pathways:
-        frame = features.mean(dim=2)
+        frame = pool_time(features, "avg")
         crops = roi_align(frame, rois, roi_size, spatial_scale, sampling_ratio=0, aligned=True)
         pooled.append(crops.amax(dim=(2, 3)))
     return torch.cat(pooled, dim=1)

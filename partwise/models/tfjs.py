@@ -151,6 +151,9 @@ def _activation(name: str, node: dict) -> Callable[[Tensor], Tensor]:
     raise KeyError(name)
 
 
+_INPLACE_ACTIVATIONS = {"Relu": torch.relu_, "Relu6": lambda t: t.clamp_(0.0, 6.0)}
+
+
 def _fused_conv(node: dict, consts: dict[str, Tensor], depthwise: bool):
     fused = _attr(node, "fused_ops", []) or []
     filt_name = _split_ref(node["input"][1])[0]
@@ -181,6 +184,8 @@ def _fused_conv(node: dict, consts: dict[str, Tensor], depthwise: bool):
         if op == "Prelu":
             alpha = consts[extra[-1]].reshape(-1)
             post.append(lambda t, a=alpha: torch.where(t >= 0, t, t * a))
+        elif op in _INPLACE_ACTIVATIONS:  # the convolution's output is fresh: no second large buffer to fault in
+            post.append(_INPLACE_ACTIVATIONS[op])
         else:
             post.append(_activation(op, node))
     stride, dilation = (strides[1], strides[2]), (dilations[1], dilations[2])
@@ -222,7 +227,14 @@ def _reduce(fn_name: str, node: dict):
 
 def _arg(fn, node: dict):
     dtype = _DTYPES.get(_attr(node, "output_type", "DT_INT64"), torch.int64)
-    return lambda x, axis: fn(x, dim=int(axis)).to(dtype)
+
+    def run(x, axis):
+        axis = int(axis) % max(x.dim(), 1)
+        if x.dim() > 1 and axis != x.dim() - 1:
+            # a reduction over the contiguous last axis is 2x faster; ties still go to the first index
+            return fn(x.movedim(axis, -1).contiguous(), dim=-1).to(dtype)
+        return fn(x, dim=axis).to(dtype)
+    return run
 
 
 def _squeeze(node: dict):
@@ -306,6 +318,19 @@ def _simple(fn):
     return lambda node: fn
 
 
+#: log of the smallest normal float32: below it exp() is a denormal or 0
+_LOG_FLT_MIN = -87.33654
+
+
+def _exp(x: Tensor) -> Tensor:
+    """exp with denormal results flushed to zero, as TF's CPU kernels run (flush-to-zero mode). Why: torch's
+    vectorized exp leaves its fast path for inputs below about -88 and runs ~10-25x slower there, and MultiPose's
+    keypoint-distance maps are mostly such values."""
+    if not x.is_floating_point() or x.dtype != torch.float32:
+        return torch.exp(x)
+    return torch.exp(x.clamp(min=_LOG_FLT_MIN)).masked_fill_(x < _LOG_FLT_MIN, 0.0)
+
+
 def _float_div(a, b):
     return a / b if a.is_floating_point() else torch.div(a, b, rounding_mode="trunc")
 
@@ -324,7 +349,7 @@ OPS: dict[str, Callable[[dict], Callable]] = {
     "SquaredDifference": _simple(lambda a, b: (a - b) * (a - b)),
     "AddN": _simple(lambda *xs: torch.stack(torch.broadcast_tensors(*xs)).sum(0)),
     "BiasAdd": _simple(torch.add),
-    "Neg": _simple(torch.neg), "Abs": _simple(torch.abs), "Exp": _simple(torch.exp), "Log": _simple(torch.log),
+    "Neg": _simple(torch.neg), "Abs": _simple(torch.abs), "Exp": _simple(_exp), "Log": _simple(torch.log),
     "Sqrt": _simple(torch.sqrt), "Rsqrt": _simple(torch.rsqrt), "Square": _simple(lambda x: x * x),
     "Reciprocal": _simple(torch.reciprocal), "Sigmoid": _simple(torch.sigmoid), "Tanh": _simple(torch.tanh),
     "Relu": _simple(torch.relu), "Relu6": _simple(lambda x: torch.clamp(x, 0.0, 6.0)),

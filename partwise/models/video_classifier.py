@@ -218,7 +218,7 @@ def train_clip_indices(num_frames: int, clip_len: int, frame_interval: int, rng:
 def short_side_resize(frames: np.ndarray, short_side: int) -> Tensor:
     """``(T, H, W, 3)`` uint8 RGB -> ``(3, T, h, w)`` float32 (0..255), short side ``short_side`` (bilinear,
     antialiased), aspect ratio kept (rounded like mmcv ``rescale_size``)."""
-    from partwise.train.data import resize_clip, short_side_size
+    from partwise.ops.resize import resize_clip, short_side_size
 
     height, width = frames.shape[1:3]
     return resize_clip(frames, short_side_size(height, width, short_side))

@@ -1,5 +1,5 @@
 """The ``activity2vec`` task of ``partwise train``: HAKE Activity2Vec trained in stages on person crops
-(:class:`~partwise.train.tasks.ImageTask`), with its targets (no_interaction fill, negatives) and frequency loss
+(:class:`~partwise.train.base.ImageTask`), with its targets (no_interaction fill, negatives) and frequency loss
 weights."""
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import numpy as np
 import torch
 
 from partwise.errors import ConfigError
+from partwise.train.base import EvalConfig, ImageTask, TrainModel, _pasta93, _slices, build_model_config
 from partwise.train.data import ImageDataConfig, rois_from_boxes
 from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig
-from partwise.train.tasks import (EvalConfig, ImageTask, TrainModel, _pasta93, _slices, build_model_config,
-                                  register_task)
 
 
 #: index of ``no_interaction`` in the 157-verb list (0-based)
@@ -387,6 +386,3 @@ class Activity2VecRunner(ImageTask):
     def model_extra(self) -> dict:
         """Extra fields saved with ``model.pt``: whether ``partwise run`` must feed skeleton maps."""
         return {"skeletons": bool(self.cfg.keypoints)}
-
-
-register_task(Activity2VecRunner)

@@ -1,6 +1,6 @@
 """AVA-style keyframe tasks of ``partwise train``: ``ava_detector`` (the mmaction2 AVA actor-action detector) and
 ``st_activity2vec`` (HAKE-AVA's ST-Activity2Vec), with their model-config helpers. Both run on
-:class:`~partwise.train.tasks.KeyframeTask` (clips around annotated keyframes, AVA frame mAP at the end)."""
+:class:`~partwise.train.base.KeyframeTask` (clips around annotated keyframes, AVA frame mAP at the end)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from partwise.errors import ConfigError
+from partwise.train.base import EvalConfig, KeyframeTask, TrainModel, _slices, build_model_config
 from partwise.train.data import ClipDataConfig, rois_from_boxes
 from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig
-from partwise.train.tasks import (EvalConfig, KeyframeTask, TrainModel, _slices, build_model_config,
-                                  register_task)
 
 
 @dataclass
@@ -155,7 +154,3 @@ class STActivity2VecRunner(KeyframeTask):
     def predict(self, model, batch, rois):
         out = model(batch["clip"], rois)
         return {"actions": out["actions"].float().cpu().numpy(), "pasta": out["pasta"].float().cpu().numpy()}
-
-
-register_task(AvaDetectorRunner)
-register_task(STActivity2VecRunner)

@@ -1,14 +1,14 @@
 """The ``clip_activity2vec`` task of ``partwise train``: CLIP-Activity2Vec (frozen CLIP image tower, MLP heads) on
-image-level PaSta / verb targets (:class:`~partwise.train.tasks.ImageTask`)."""
+image-level PaSta / verb targets (:class:`~partwise.train.base.ImageTask`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
 
+from partwise.train.base import EvalConfig, ImageTask, _pasta93, build_model_config
 from partwise.train.data import ImageDataConfig, rois_from_boxes
 from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig
-from partwise.train.tasks import EvalConfig, ImageTask, _pasta93, build_model_config, register_task
 
 
 @dataclass
@@ -92,6 +92,3 @@ class ClipActivity2VecRunner(ImageTask):
             bce = F.binary_cross_entropy_with_logits(out[head], y, reduction="none")
             loss = loss + (self.cfg.focal_alpha * (1 - torch.exp(-bce)) ** self.cfg.focal_gamma * bce).mean()
         return loss, {}
-
-
-register_task(ClipActivity2VecRunner)

@@ -6,14 +6,29 @@ line naming the file and the dotted key (``configs/x.yaml: optim.lr: expected a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from partwise.errors import ConfigError
+
+
+#: most values a config may hold once YAML aliases are expanded (a few aliases can stand for billions of values)
+MAX_VALUES = 100_000
+#: integers a config may hold: what a C ``int64`` holds (torch, numpy and the file formats stop there)
+INT_LIMIT = 2**63 - 1
+
+
+def check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:
+    """:class:`ConfigError` naming ``key`` unless ``value`` is a finite number in ``[low, high]``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = (f"between {low} and {high}" if low is not None and high is not None
+                  else f"at least {low}" if low is not None else f"at most {high}")
+        raise ConfigError(f"{key}: expected a value {bounds}, got {value}")
 
 
 def _type_name(tp: Any) -> str:
@@ -43,6 +58,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return build(tp, value, where)
+    if tp in (list, tuple, dict):  # unparametrised: the generic form's checks
+        origin = tp
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -59,14 +76,21 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > INT_LIMIT:
+                raise ConfigError(f"{where}: {value} is out of range (at most {INT_LIMIT} in magnitude)")
             return value
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # YAML's .nan / .inf are numbers to the parser, never a meaningful setting
+            if abs(value) > 1e308 or not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
+            if "\0" in value:
+                raise ConfigError(f"{where}: NUL character in {value!r}")
             return value
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     if isinstance(value, tp):
@@ -99,7 +123,11 @@ def to_dict(config: Any) -> dict:
 
 
 def apply_overrides(values: dict, overrides: list[str]) -> dict:
-    """``["optim.lr=0.1", "data.root=/x"]`` applied to a nested mapping; values are parsed as YAML scalars."""
+    """``["optim.lr=0.1", "data.root=/x"]`` applied to a nested mapping; values are parsed as YAML scalars.
+    A problem is one :class:`ConfigError` naming the override."""
+    from partwise.data.safe_json import load_yaml_text
+    from partwise.errors import InputError
+
     values = _deep_copy(values)
     for item in overrides:
         if "=" not in item:
@@ -107,15 +135,43 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
         key, raw = item.split("=", 1)
         target = values
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        if any(not part for part in parts):
+            raise ConfigError(f"override {item!r}: empty key name")
+        for depth, part in enumerate(parts[:-1]):
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise ConfigError(f"override {key}: {part} is not a mapping")
+                where = ".".join(parts[: depth + 1])
+                name = type(target).__name__
+                kind = "null" if target is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+                raise ConfigError(f"override {item!r}: {where} is {kind} in the config, not a mapping")
         try:
-            target[parts[-1]] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            target[parts[-1]] = raw
+            parsed = load_yaml_text(raw, f"override {key}")
+        except InputError as exc:
+            if "nested" in exc.problem.reason:
+                raise ConfigError(f"override {key}: the value is nested too deeply") from None
+            parsed = raw  # not YAML: the plain string
+        target[parts[-1]] = _check_size(parsed, f"override {key}")
     return values
+
+
+def _check_size(value: Any, where: str) -> Any:
+    """``value``, unless YAML aliases expand it past :data:`MAX_VALUES` values (``ConfigError``). Shared nodes are
+    counted once per reference without being walked again, so the count itself stays cheap."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) not in sizes:
+            sizes[id(node)] = 1  # a cycle counts once (safe_load builds none; a guard costs nothing)
+            children = list(node.values()) + list(node.keys()) if isinstance(node, dict) else node
+            sizes[id(node)] = 1 + sum(size(child) for child in children)
+            if sizes[id(node)] > MAX_VALUES:
+                raise ConfigError(f"{where}: more than {MAX_VALUES:,} values once its aliases are expanded")
+        return sizes[id(node)]
+
+    size(value)
+    return value
 
 
 def _deep_copy(values: dict) -> dict:
@@ -139,7 +195,7 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(str(exc)) from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: the config must be a mapping")
-    return values
+    return _check_size(values, str(path))
 
 
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | None = None,

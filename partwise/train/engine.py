@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from partwise.errors import ConfigError
 from partwise.io import atomic_write
+from partwise.train.config import check_range
 
 
 @dataclass
@@ -43,6 +44,18 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     nesterov: bool = False
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"optim.name: unknown optimizer {self.name!r} ({', '.join(OPTIMIZERS)})")
+        check_range("optim.lr", self.lr, 0)
+        check_range("optim.momentum", self.momentum, 0)
+        check_range("optim.weight_decay", self.weight_decay, 0)
+        if self.nesterov and self.name == "sgd" and self.momentum <= 0:
+            raise ConfigError("optim.nesterov: Nesterov momentum needs optim.momentum > 0")
+
+
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass
@@ -55,6 +68,22 @@ class ScheduleConfig:
     restart_period: int = 0  # first cycle length for cosine_restarts (0: a tenth of the run)
     restart_mult: int = 2
     min_lr_factor: float = 0.0
+
+    def __post_init__(self):
+        if self.name not in SCHEDULES:
+            raise ConfigError(f"schedule.name: unknown schedule {self.name!r} ({', '.join(SCHEDULES)})")
+        check_range("schedule.warmup_steps", self.warmup_steps, 0)
+        check_range("schedule.warmup_factor", self.warmup_factor, 0)
+        for i, milestone in enumerate(self.milestones):
+            check_range(f"schedule.milestones[{i}]", milestone, 0)
+        check_range("schedule.gamma", self.gamma, 0)
+        check_range("schedule.restart_period", self.restart_period, 0)
+        # a factor below 1 would shrink the cycles to nothing: lr_factor would never leave its loop
+        check_range("schedule.restart_mult", self.restart_mult, 1)
+        check_range("schedule.min_lr_factor", self.min_lr_factor, 0, 1)
+
+
+SCHEDULES = ("constant", "step", "cosine", "cosine_restarts")
 
 
 @dataclass
@@ -76,6 +105,14 @@ class RunConfig:
             raise ConfigError(f"run.amp: expected true or false, or one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.clip_mode not in CLIP_MODES:
             raise ConfigError(f"run.clip_mode: expected one of {', '.join(CLIP_MODES)}, got {self.clip_mode!r}")
+        for key in ("max_steps", "num_workers", "checkpoint_every", "log_every"):
+            check_range(f"run.{key}", getattr(self, key), 0)
+        check_range("run.batch_size", self.batch_size, 1)
+        # numpy seeds each rank with seed + rank, which must stay below 2**32
+        check_range("run.seed", self.seed, 0, 2**31 - 1)
+        check_range("run.grad_clip", self.grad_clip, 0)
+        if not self.out_dir or "\0" in self.out_dir:
+            raise ConfigError(f"run.out_dir: expected a folder path, got {self.out_dir!r}")
 
 
 AMP_MODES = ("fp16", "bf16", "off")
@@ -230,6 +267,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     Checkpoints go to ``run.out_dir/checkpoint.pt`` (atomically), metrics to ``metrics.csv`` and ``loss.png``.
     ``resume`` continues from the checkpoint there, exactly.
     """
+    from partwise.train.resume import load_resume_state, remove_stale_temporaries
+
     rank, world, local_rank = distributed_context()
     if run.batch_size % world:
         raise ConfigError(f"run.batch_size: {run.batch_size} is not divisible by the {world} processes")
@@ -246,16 +285,12 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     step, history = 0, []
     if resume:
-        if not checkpoint_path.exists():
+        if not os.path.lexists(checkpoint_path):
             raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}")
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if use_scaler and state.get("scaler"):  # a checkpoint of an fp32/bf16 run has no scaler state
-            scaler.load_state_dict(state["scaler"])
-        step, history = int(state["step"]), list(state["history"])
-        _set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        step, history = load_resume_state(checkpoint_path, model, optimizer, scheduler, scaler if use_scaler else None,
+                                          rank, config_dict)
+    if rank == 0:
+        remove_stale_temporaries(out_dir)
     per_rank = run.batch_size // world
     sampler = EpochSampler(len(dataset), run.seed, rank, world, start=step * per_rank)
     loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=run.num_workers,

@@ -19,7 +19,6 @@ training people, predicted on every frame) and one whole-frame box per frame.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,10 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from partwise.errors import ConfigError
+from partwise.train.base import ImageTask, TrainModel, build_model_config, write_eval_json
 from partwise.train.data import FrameSource, ImageDataConfig, load_records, resize_clip, short_side_size
-from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig, sample_rng
-from partwise.train.tasks import ImageTask, TrainModel, _clean, build_model_config, register_task
+from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig
+from partwise.train.sources import draw_short_side, read_image, sample_of
 
 # ---------------------------------------------------------------------------------------------------------------
 # config
@@ -127,23 +127,13 @@ class PersonFramesDataset(Dataset):
     def raw_frame(self, index: int) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB: ``images/<video_id>`` when that file exists, else the record's video frame."""
         item = self.items[index]
-        path = Path(self.cfg.root) / self.cfg.images / item.video
-        if path.is_file():
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        return self.source.read(item.video, np.array([item.frame_index]))[0]
+        return read_image(self.cfg, self.source, item.video, item.frame_index)
 
     def __getitem__(self, encoded: int) -> dict:
-        if self.train:
-            index, rng = sample_rng(self.seed, encoded, len(self))
-        else:
-            index, rng = int(encoded), None
+        index, rng = sample_of(self.train, self.seed, encoded, len(self))
         frame = self.raw_frame(index)
         height, width = frame.shape[:2]
-        short = int(rng.integers(self.cfg.scale_range[0], self.cfg.scale_range[1] + 1)) if rng is not None \
-            else self.cfg.test_short_side
+        short = draw_short_side(self.cfg, rng)
         h, w = short_side_size(height, width, short)
         image = resize_clip(frame[None], (h, w))[:, 0]
         boxes = self.items[index].boxes * np.array([w, h, w, h], np.float64)
@@ -406,11 +396,8 @@ class PersonDetectorRunner(ImageTask):
             "box_prior": {"AP": prior["AP"], "boxes": prior_xyxy.tolist(), "share": share.tolist()},
             "whole_frame": {"AP": whole["AP"]}}
         if out_dir is not None:
-            from partwise.io import atomic_write
-
             self._plot(out_dir / "eval_person.png", ours, prior)
-            with atomic_write(out_dir / "eval.json") as fh:
-                json.dump(_clean(results), fh, indent=2)
+            write_eval_json(out_dir, results)
         return results
 
     @staticmethod
@@ -438,6 +425,3 @@ class PersonDetectorRunner(ImageTask):
         from partwise.progress import wrote
 
         wrote(path)
-
-
-register_task(PersonDetectorRunner)

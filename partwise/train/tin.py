@@ -4,7 +4,6 @@ its HOI class weights and box jitter; HICO-DET mAP and interactiveness AP at the
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +13,9 @@ import numpy as np
 import torch
 
 from partwise.errors import ConfigError
+from partwise.train.base import EvalConfig, ImageTask, TrainModel, build_model_config, write_eval_json
 from partwise.train.data import ImageDataConfig, load_records
 from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig
-from partwise.train.tasks import EvalConfig, ImageTask, TrainModel, _clean, build_model_config, register_task
 
 
 @dataclass
@@ -297,10 +296,7 @@ class TINRunner(ImageTask):
         results: dict[str, Any] = {"val_loss": {"value": self.validation_loss(model, val_ds)}}
         results.update(self.evaluate_hico(model, train_ds, val_ds, out_dir, progress))
         if out_dir is not None:
-            from partwise.io import atomic_write
-
-            with atomic_write(out_dir / "eval.json") as fh:
-                json.dump(_clean(results), fh, indent=2)
+            write_eval_json(out_dir, results)
         return results
 
     def evaluate_hico(self, model, train_ds, val_ds, out_dir: Path | None, progress: bool = False) -> dict:
@@ -435,6 +431,3 @@ class TINRunner(ImageTask):
             with atomic_write(out_dir / "hico_predictions.parquet", "wb") as fh:
                 pq.write_table(table, fh)
         return out
-
-
-register_task(TINRunner)

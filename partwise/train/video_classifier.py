@@ -27,7 +27,6 @@ every video's scores; ties ranked by class order).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +37,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from partwise.errors import ConfigError
+from partwise.train.base import Task, TrainModel, build_model_config, load_init, write_eval_json
 from partwise.train.data import FrameSource, resize_clip, short_side_size
 from partwise.train.engine import OptimConfig, RunConfig, ScheduleConfig, sample_rng
-from partwise.train.tasks import Task, TrainModel, build_model_config, load_init, register_task
+from partwise.train.sources import read_records_file
 
 
 @dataclass
@@ -101,13 +101,9 @@ def list_videos(cfg: VideoDataConfig, split: str) -> list[LabeledVideo]:
     path = Path(cfg.root) / cfg.annotations
     if cfg.format == "records":
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
-        try:
-            table = pq.read_table(path, columns=["video_id", "split", "video_label"])
-        except (OSError, ValueError, KeyError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"data.annotations: {path}: cannot read video_id/split/video_label: {reason}") from None
+        columns = ["video_id", "split", "video_label"]
+        table = read_records_file(path, columns, text_columns=tuple(columns))
         table = table.filter(pc.equal(table.column("split"), split))
         labels: dict[str, str] = {}
         for video, label in zip(table.column("video_id").to_pylist(), table.column("video_label").to_pylist()):
@@ -337,21 +333,6 @@ class VideoClassifierRunner(Task):
         loss = F.cross_entropy(logits.float(), labels)
         return loss, {"acc": float((logits.argmax(1) == labels).float().mean())}
 
-    def validation_loss(self, model: nn.Module, dataset: VideoClipDataset, batch_size: int = 4) -> float:
-        """Cross-entropy of the val videos' centre clips, in eval mode."""
-        from partwise.train.data import collate_clips
-        from partwise.train.engine import to_device
-
-        model.eval()
-        device = next(model.parameters()).device
-        total = 0.0
-        with torch.no_grad():
-            for start in range(0, len(dataset), batch_size):
-                items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-                loss, _ = self.loss_fn(model, to_device(collate_clips(items), device))
-                total += float(loss) * len(items)
-        return total / max(len(dataset), 1)
-
     # -- evaluation
     def predict(self, model: nn.Module, dataset: VideoClipDataset, progress: bool = False) -> np.ndarray:
         """Multi-clip class probabilities ``(V, num_classes)`` of the dataset's videos (:func:`predict_video`)."""
@@ -389,16 +370,13 @@ class VideoClassifierRunner(Task):
         }
         results = {key: {"value": value} for key, value in metrics.items()}
         if out_dir is not None:
-            from partwise.io import atomic_write
-
             pred = probs.argmax(1)
             report = {"metrics": metrics, "videos": len(labels), "classes": names,
                       "num_clips": self.net_config.num_clips,
                       "predictions": {val_ds.videos[i].video: {"label": names[labels[i]], "pred": names[pred[i]],
                                                                "prob": float(probs[i, pred[i]])}
                                       for i in range(len(labels))}}
-            with atomic_write(Path(out_dir) / "eval.json") as fh:
-                json.dump(_finite(report), fh, indent=2)
+            write_eval_json(out_dir, report)
             plot_confusion(labels, pred, names, Path(out_dir) / "eval_confusion.png")
         return results
 
@@ -412,18 +390,6 @@ class _StripHead(nn.Module):
 
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):
         return self.inner.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=strict)
-
-
-def _finite(value):
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def plot_confusion(labels: np.ndarray, pred: np.ndarray, names: list[str], path: Path) -> None:
@@ -457,6 +423,3 @@ def plot_confusion(labels: np.ndarray, pred: np.ndarray, names: list[str], path:
     from partwise.progress import wrote
 
     wrote(path)
-
-
-register_task(VideoClassifierRunner)

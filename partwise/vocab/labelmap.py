@@ -28,10 +28,15 @@ def read_label_map(path: str | os.PathLike, with_types: bool = False):
     ``with_types``). Raises :class:`InputError` naming the file and line for malformed entries."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise InputError(path, None, f"cannot read label map: {exc.strerror}") from None
+    try:
+        # decoded whole (not through a text stream, which decodes in chunks) so the byte offset is the file's
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 text (byte {exc.start})") from None
     lines = text.splitlines()
     out: dict[int, object] = {}
     if not any(line.strip().endswith("{") for line in lines):

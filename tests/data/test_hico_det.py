@@ -201,3 +201,22 @@ def test_training_counts_skip_invisible(tmp_path, fixtures_dir):
     assert counts.shape == (601,) and counts[155] == 2 and counts[170] == 1 and counts[160] == 0 and counts.sum() == 3
     json_counts = hico_det.training_counts(fixtures_dir / "hico" / "trainval_hico.json")
     assert json_counts[155] == 1 and json_counts[154] == 1 and json_counts.sum() == 2
+
+
+def test_mat_files_are_checked_before_scipy_parses_them(tmp_path):
+    """A MAT v5 element cut short would make scipy read past its buffer (a crash): refused with a one-line error."""
+    from partwise.data.hico_det.files import _loadmat
+
+    path = tmp_path / "anno_bbox.mat"
+    scipy.io.savemat(path, {"a": np.arange(1000.0).reshape(10, 100), "b": "text"}, do_compression=True)
+    got = _loadmat(path)
+    assert np.array_equal(got["a"], np.arange(1000.0).reshape(10, 100)) and list(_loadmat(path, ["b"])["b"]) == ["text"]
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-20])  # the last compressed variable loses its end
+    with pytest.raises(InputError, match=r"anno_bbox\.mat: not a readable MATLAB file \(element 1 declares"):
+        _loadmat(path)
+    size = int.from_bytes(raw[132:136], "little")
+    # the first one's zlib stream ends early, its tag made to agree
+    path.write_bytes(raw[:132] + (size - 12).to_bytes(4, "little") + raw[136:136 + size - 12] + raw[136 + size:])
+    with pytest.raises(InputError, match=r"compressed variable 0 (is cut short|: Error)"):
+        _loadmat(path)

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from partwise.data import kinetics_tps as tps
+from partwise.data.kinetics_tps import ingest as tps_ingest
 from partwise.data.records import PERSON_SCHEMA
 from partwise.errors import InputError
 from partwise.eval import tps as tps_eval
@@ -105,8 +106,8 @@ def test_schema_of_one_chunk_is_reused_and_redone_when_it_does_not_fit(tree, mon
     # Chunks of one video: B (ints, no objects) is parsed with A's discovered schema (floats, objects) and the
     # other way round; both must give the same records as one chunk.
     whole = tps.read_records(tree)
-    monkeypatch.setattr(tps, "FILES_PER_CHUNK", 1)
-    monkeypatch.setattr(tps, "FIRST_CHUNK_FILES", 1)
+    monkeypatch.setattr(tps_ingest, "FILES_PER_CHUNK", 1)
+    monkeypatch.setattr(tps_ingest, "FIRST_CHUNK_FILES", 1)
     monkeypatch.setenv("PARTWISE_PROGRESS_INTERVAL", "0")  # the plain (non-terminal) bar: a line per update
     assert tps.read_records(tree, progress=True).equals(whole)
     # the walk feeds the chunks, so the bar counts files without a known total
@@ -120,7 +121,7 @@ def test_a_chunk_that_does_not_fit_the_discovered_schema_is_inferred_again():
 
 
 def test_worker_processes_give_the_same_table(tree, monkeypatch):
-    monkeypatch.setattr(tps, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(tps_ingest, "PARALLEL_MIN_FILES", 1)
     assert tps.read_records(tree, workers=2).equals(tps.read_records(tree))
 
 
@@ -269,6 +270,12 @@ MALFORMED = [
      r"humans\[0\].parts.hip.box: .* x2 < x1 or y2 < y1"),
     ('{"humans": [{"box": [1, 2, 3, 4], "parts": {"head": {"box": [1, 2, 3, 4], "verb": 3}}}]}',
      r"humans\[0\].parts.head.verb: must be a string"),
+    ('{"humans": [{"box": [1, 2, 3, 4], "parts": {"head": {"box": [1, 2, 3, 4], "verb": "a\\ud800"}}}]}',
+     r"humans\[0\].parts.head.verb: not valid Unicode text \(lone surrogate '\\ud800' at character 1\)"),
+    ('{"humans": [{"box": [1, 2, 3, 4], "parts": {"\\udfff": {"box": [1, 2, 3, 4], "verb": "x"}}}]}',
+     r"humans\[0\].parts.'\\udfff': part name not valid Unicode text"),
+    ('{"humans": [{"box": [1, 2, 3, 4], "parts": {}, "objects": [{"box": [1, 2, 3, 4], "name": "\\ud800"}]}]}',
+     r"humans\[0\].objects\[0\].name: not valid Unicode text"),
     ('{"humans": [{"box": "1 2 3 4", "parts": {}}]}', r"humans\[0\].box: box must be a list"),
     ('{"humans": [{"box": [1, 2, 3], "parts": {}}]}', r"humans\[0\].box: box must have 4 numbers"),
     ('{"humans": [{"box": [1, "2", 3, 4], "parts": {}}]}', r"humans\[0\].box: box values must be numbers"),
@@ -289,6 +296,24 @@ def test_malformed_frame_names_file_and_key(tree_copy, text, message):
         tps.read_records(tree_copy)
     problems = tps.validate(tree_copy)
     assert len(problems) == 1 and problems[0].path.endswith("img_00002.json")
+
+
+def test_a_key_not_utf8_names_the_file(tree_copy):
+    # Arrow's reader takes a non-UTF-8 key and fails only on reading the field name: the chunk is checked first
+    frame_path(tree_copy, "Belly_dancing", VID_A, 2).write_bytes(b'{"hum\xedans": []}')
+    with pytest.raises(InputError, match=r"img_00002.json: not UTF-8"):
+        tps.read_records(tree_copy)
+    problems = tps.validate(tree_copy)
+    assert len(problems) == 1 and problems[0].path.endswith("img_00002.json")
+
+
+@pytest.mark.parametrize("link", ["gone.txt", "body_part.txt"])  # dangling, a loop
+def test_validate_reports_a_broken_list_file_link(tree_copy, link):
+    path = tree_copy / "list" / "body_part.txt"
+    path.unlink(missing_ok=True)
+    path.symlink_to(link)
+    problems = tps.validate(tree_copy)
+    assert [(Path(p.path).name, p.reason.split(":")[0]) for p in problems] == [("body_part.txt", "cannot read")]
 
 
 def test_a_truncated_file_cannot_borrow_from_its_neighbour(tree_copy):

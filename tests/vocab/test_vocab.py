@@ -108,6 +108,13 @@ def test_labelmap_label_dialect_and_lines(tmp_path):
     assert read_label_map(lines) == {1: "bend", 3: "crouch"}
 
 
+def test_labelmap_not_utf8_names_the_byte(tmp_path):
+    path = tmp_path / "bad.pbtxt"
+    path.write_bytes(b'item {\n  name: "walk"\n  id: 1\n}\nitem {\n  name: "w\xffk"\n  id: 2\n}\n')
+    with pytest.raises(InputError, match=r"bad.pbtxt: not UTF-8 text \(byte 49\)"):
+        read_label_map(path)
+
+
 @pytest.mark.parametrize(
     "text,line",
     [("item {\n  name: \"a\"\n}\n", 1), ("item {\n  name: \"a\"\n  id: x\n}\n", 1), ("garbage\n", 1),
