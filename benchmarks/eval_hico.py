@@ -1,11 +1,11 @@
-"""Time partwise's HICO-DET evaluator on a HICO-DET-test-sized input, against a per-image Python loop.
+"""Time partwise's HICO-DET evaluator on a HICO-DET-test-sized input (its real peers cannot be installed here).
 
 Generates, in a temporary folder, ``test_hico.json`` GT (9,658 images, ~33k GT pairs over 600 classes, 112 images
 without GT) and ``pred.json`` / ``pred.parquet`` with 100 pair detections per image (jittered copies of GT pairs,
 wrong-class and random pairs), then times ``partwise eval hico`` end to end (parsing included) in-process, reports
-peak memory (tracemalloc peak of the evaluation and the process's max RSS), and times a straightforward baseline
-(per class, per detection, Python loops over the image's GT as ho-rcnn's MATLAB loop does) on a subset of classes,
-scaled to 600 classes, printing the ratio. Both implementations must agree on the subset's APs.
+peak memory (tracemalloc peak of the evaluation and the process's max RSS), and cross-checks the APs of a subset of
+classes against a per-detection Python loop of ho-rcnn's matching (a correctness check, not timed: the real peers,
+ho-rcnn's MATLAB code and its Python ports, are not on a package registry, so no speed ratio is claimed).
 
 Usage: ``python benchmarks/eval_hico.py [--images 9658] [--per-image 100] [--baseline-classes 30] [--seed 0]``.
 """
@@ -22,6 +22,11 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+#: No speed ratio is claimed for HICO-DET: its peers are not on a package registry, and a loop written here would
+#: not be the peer.
+PEER_MISSING = ("peer missing: ho-rcnn's MATLAB evaluation (eval_one.m, VOCevaldet_bboxpair.m) and its Python ports "
+                "(PPDM/QPIC hico_eval.py) are not on a package registry; no HICO-DET speed ratio is printed")
 
 
 def _coco_of_object() -> dict[int, int]:
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=9658)
     parser.add_argument("--per-image", type=int, default=100)
-    parser.add_argument("--baseline-classes", type=int, default=30, help="classes the slow baseline evaluates")
+    parser.add_argument("--baseline-classes", type=int, default=30, help="classes the cross-check loop evaluates")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="partwise-bench-hico-") as tmp:
@@ -251,13 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         det = hico.read_predictions(paths["parquet"], names)
         rng = np.random.default_rng(args.seed)
         subset = rng.choice(600, min(args.baseline_classes, 600), replace=False)
-        t0 = time.perf_counter()
         part = hico.evaluate_hico(gt, det.take(np.flatnonzero(np.isin(det.cls, subset))), len(names))
-        fast_subset = time.perf_counter() - t0
         order = np.argsort(det.image, kind="stable")
         det_sorted = det.take(order)
         det_sorted.boxes = det_sorted.boxes + 1.0
-        t0 = time.perf_counter()
         max_diff = 0.0
         for c in subset:
             gsel = np.flatnonzero(gt.cls == c)
@@ -268,17 +270,12 @@ def main(argv: list[str] | None = None) -> int:
             dets = [(int(det_sorted.image[k]), float(det_sorted.score[k]), det_sorted.boxes[k].tolist()) for k in dsel]
             ap = baseline_class_ap(by_image, dets, len(gsel))
             max_diff = max(max_diff, abs(ap - part["default"].classes.ap[c]))
-        slow_subset = time.perf_counter() - t0
         t0 = time.perf_counter()
         hico.evaluate_hico(gt, det, len(names))
         fast_all = time.perf_counter() - t0
-        scale = 600 / len(subset)
-        print(f"baseline (per-detection Python loop over the image's GT, as ho-rcnn's MATLAB loop) on "
-              f"{len(subset)} classes: {slow_subset:.2f} s; partwise on the same classes {fast_subset:.3f} s: "
-              f"ratio {slow_subset / max(fast_subset, 1e-9):.1f}x")
-        print(f"scaled to 600 classes: baseline {slow_subset * scale:.1f} s vs partwise {fast_all:.2f} s on all 600 "
-              f"classes: ratio {slow_subset * scale / max(fast_all, 1e-9):.1f}x (matching + AP only; parsing "
-              f"excluded on both sides); max |AP difference| on the subset {max_diff:.2e}")
+        print(f"cross-check: a per-detection Python loop of ho-rcnn's matching on {len(subset)} classes gives the same "
+              f"APs (max |difference| {max_diff:.2e}); partwise on all 600 classes (matching + AP) {fast_all:.2f} s")
+        print(PEER_MISSING)
         if max_diff > 1e-12:
             print("ERROR: baseline and partwise disagree", file=sys.stderr)
             return 1

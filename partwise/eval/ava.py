@@ -350,7 +350,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> EvalResult:
+    from partwise.memory import reuse_freed_memory
     from partwise.vocab import read_label_map
+
+    reuse_freed_memory()  # the command's process only: large temporaries reused, not faulted in again (see there)
 
     pasta = bool(getattr(args, "pasta", False))
     if args.labelmap:

@@ -261,10 +261,10 @@ def make_pose(options: RunOptions):
         from partwise.infer.pose import PoseEstimator
 
         return PoseEstimator()
-    from partwise.infer.memory import reuse_freed_memory
+    from partwise.memory import reuse_freed_memory
     from partwise.infer.movenet_pose import MoveNetPose
 
-    reuse_freed_memory()  # MultiPose's large activations: see partwise.infer.memory
+    reuse_freed_memory()  # MultiPose's large activations: see partwise.memory
     return MoveNetPose(detector=options.person_detector, single=options.single_pose)
 
 

@@ -2,12 +2,12 @@
 unwanted non-reference frames left undecoded, iter_frames reusing the arrays its caller let go of."""
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -178,29 +178,38 @@ def test_video_reader_on_bad_files(bad_files, kind):  # noqa: F811
     assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
 
 
+_FORK_SCRIPT = """
+import gc, os, sys, time
+import numpy as np
+from partwise.data import video as V, video_reader
+real = sys.argv[1]
+first = V.read_frames(real, [60])
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        video_reader._open_readers()  # the child's own cache: the inherited one is dropped
+        gc.collect()
+        code = 0 if np.array_equal(V.read_frames(real, [60]), first) else 1
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_that_drops_inherited_readers_does_not_hang():
     # The child's first read replaces the inherited per-thread cache and frees the inherited decoder: one with
-    # FFmpeg's slice threads (as a real 768x576 H.264 file gets by default) would wait forever there for threads
-    # that only exist in the parent.
+    # FFmpeg's slice threads (as a real 768x576 H.264 file gets by default) waited forever there for threads that
+    # only exist in the parent. A fresh process, so that no other test's threads are forked along.
     real = Path(__file__).resolve().parents[2] / "examples" / "real" / "vtest_0000_0149.mp4"
-    first = V.read_frames(real, [60])
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            video_reader._open_readers()  # the child's own cache: the inherited one is dropped
-            gc.collect()
-            code = 0 if np.array_equal(V.read_frames(real, [60]), first) else 1
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child hung freeing the parent's decoders")
+    proc = subprocess.Popen([sys.executable, "-c", _FORK_SCRIPT, str(real)], stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the hung child too
+        proc.communicate()
+        pytest.fail("the forked child hung freeing the parent's decoders")
+    assert proc.returncode == 0, stderr[-2000:]

@@ -272,10 +272,12 @@ def _file_case(synth: Path, fmt: str, target_rel: Path, rng: random.Random, stru
     case.state = state  # type: ignore[attr-defined]
     # a broken file where one is expected must fail -- where the command reads that file (ingest/convert do not
     # read the label map)
-    # (eval reads the val exclusions only; no command reads Kinetics-TPS's frame-count lists: not their input)
+    # (eval reads the val exclusions only; no command reads Kinetics-TPS's frame-count lists: not their input; only
+    # validate reads its name lists list/*.txt)
     case.must_fail = structural and (command == "validate" or target_rel.suffix != ".pbtxt") and not (
         command == "eval" and "excluded" in target_rel.name and "_val_" not in target_rel.name) and not (
-        fmt == "kinetics-tps" and target_rel.name.endswith("_flist.csv"))
+        fmt == "kinetics-tps" and target_rel.name.endswith("_flist.csv")) and not (
+        fmt == "kinetics-tps" and command != "validate" and target_rel.parent.name == "list")
     return case
 
 

@@ -188,6 +188,13 @@ def _numbers(values: list, n_boxes: int) -> np.ndarray:
     try:
         arr = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # Integers beyond +-2^53 beside floats: Arrow refuses to convert them inexactly, Arrow's JSON reader (the
+        # ingest fast path) reads them as float64; take them the same way so that validate and ingest agree
+        if values and all(type(v) in (int, float) for v in values):
+            try:
+                return np.asarray(values, dtype=np.float64).reshape(n_boxes, 4)
+            except OverflowError:  # beyond float64 itself
+                pass
         raise _Malformed from None
     if arr.null_count or not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         raise _Malformed
