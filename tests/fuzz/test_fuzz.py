@@ -25,14 +25,7 @@ def test_fuzz(tmp_path: Path, request) -> None:
     n = int(os.environ.get("PARTWISE_FUZZ_CASES", "5000" if _long(request.config) else "500"))
     synth = fuzzer.make_dataset(tmp_path, seed)
     cases = fuzzer.build_cases(synth, seed, n)
-    work = tmp_path / "cases"
-    work.mkdir()
-    results = fuzzer.run_all(cases, work, tmp_path)
-    line = fuzzer.summary(results)
-    print(line)
-    failed = [r for r in results if r.failures]
-    if failed:
-        pytest.fail(line + "\n" + "\n".join(fuzzer.describe(r)[:400] for r in failed[:10]), pytrace=False)
+    _run_and_report(cases, tmp_path)
 
 
 def test_fuzz_train_and_inspect(tmp_path: Path, request) -> None:
@@ -53,6 +46,11 @@ def test_fuzz_train_and_inspect(tmp_path: Path, request) -> None:
     rng = random.Random(f"train:{seed}")
     cases = (cases_train.config_cases(synth, rng, 60 * scale) + cases_train.inspect_cases(model_file, rng, 30 * scale)
              + cases_train.resume_cases(synth, trained, rng, 8 * (5 if scale > 1 else 1)))
+    _run_and_report(cases, tmp_path)
+
+
+def _run_and_report(cases: list, tmp_path) -> None:
+    """Run the cases under ``tmp_path/cases``, print the summary line, fail with the first ten failures."""
     work = tmp_path / "cases"
     work.mkdir()
     results = fuzzer.run_all(cases, work, tmp_path)
@@ -61,3 +59,4 @@ def test_fuzz_train_and_inspect(tmp_path: Path, request) -> None:
     failed = [r for r in results if r.failures]
     if failed:
         pytest.fail(line + "\n" + "\n".join(fuzzer.describe(r)[:400] for r in failed[:10]), pytrace=False)
+
