@@ -44,6 +44,15 @@ class _Columns:
     object_id: list
     obox: list
 
+    def add_person(self, number: Any, video_id: str, label: str, split: str, frame_index: int, source: str) -> None:
+        """The per-person columns of one human entry (its boxes, parts and objects are added by the caller)."""
+        self.person_id.append(number)
+        self.video_id.append(video_id)
+        self.label.append(label)
+        self.split.append(split)
+        self.frame_index.append(frame_index)
+        self.source.append(source)
+
 
 def _object_fields(objects: list, cols: _Columns) -> None:
     for obj in objects:
@@ -102,12 +111,7 @@ def _collect(video: VideoDir, frames: list[Any], cols: _Columns, rel_root: str) 
             if objects:
                 _object_fields(objects, cols)
             cols.object_offsets.append(len(cols.object_name))
-            cols.person_id.append(human.get("number"))
-            cols.video_id.append(vid)
-            cols.label.append(label)
-            cols.split.append(split)
-            cols.frame_index.append(index)
-            cols.source.append(f"{rel_folder}/{name}:humans[{i}]")
+            cols.add_person(human.get("number"), vid, label, split, index, f"{rel_folder}/{name}:humans[{i}]")
 
 
 def _box_struct_fields(px: np.ndarray, sizes: tuple[np.ndarray, np.ndarray] | None) -> list[pa.Array]:

@@ -240,12 +240,7 @@ def records_from_part_result(part_result: dict, vid_result: dict | None = None, 
                     cols.part_state.append(verbs[0])
                 cols.part_offsets.append(len(cols.part_name))
                 cols.object_offsets.append(0)
-                cols.person_id.append(human.get("number"))
-                cols.video_id.append(vid)
-                cols.label.append(label)
-                cols.split.append(split)
-                cols.frame_index.append(index)
-                cols.source.append(f"{source}:{vid}.{name}.humans[{i}]")
+                cols.add_person(human.get("number"), vid, label, split, index, f"{source}:{vid}.{name}.humans[{i}]")
     try:
         table = _columns_to_table(cols, frame_sizes, fps)
     except _Malformed:
