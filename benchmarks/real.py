@@ -44,6 +44,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from peak_rss import vm_hwm_kib  # noqa: E402 (benchmarks/peak_rss.py, beside this script)
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = ROOT / "benchmarks" / "tfjs_peer.mjs"
 TFJS_VERSION = "4.22.0"
@@ -55,17 +57,6 @@ CASES = ("multipose-256", "multipose-768", "centernet-512")
 # ----------------------------------------------------------------------------------------------------------------
 # worker: one partwise process
 # ----------------------------------------------------------------------------------------------------------------
-
-def vm_hwm_kib() -> int | None:
-    """Peak RSS of this process's own address space (``VmHWM``, Linux), unaffected by the parent's."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
 
 def worker(args: argparse.Namespace) -> None:
     """Load the graph, run ``--warmup`` + ``--repeats`` forwards on the input, write the peer's JSON layout."""

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from peak_rss import vm_hwm_kib  # noqa: E402 (benchmarks/peak_rss.py, beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 PEER_DIR = ROOT / "benchmarks" / ".peer-py"
 REAL_VIDEO = ROOT / "examples" / "real" / "vtest_0000_0149.mp4"
@@ -110,14 +112,10 @@ def child(args) -> None:
 
 
 def _peak_rss_kib() -> int:
-    """This process's peak resident size. VmHWM counts this program only; ru_maxrss would start from the parent's
-    size at fork (Linux carries it over exec), so it is the fallback where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
+    """This process's peak resident size: VmHWM, else ru_maxrss (which starts from the parent's size at fork)."""
+    peak = vm_hwm_kib()
+    if peak is not None:
+        return peak
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
