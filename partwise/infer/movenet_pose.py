@@ -9,9 +9,12 @@
   twice kept once (the better score).
 * **More than six people**: the full-resolution pass runs on two overlapping halves of the frame (6 slots each),
   merged the same way.
-* **CenterNet person boxes** (``partwise weights install centernet``, optional): people the detector finds
-  (score >= ``detector_threshold``) that no MultiPose person overlaps are added, their keypoints from a
-  **SinglePose** crop (``movenet-thunder``, else ``movenet-lightning``, when installed).
+* **CenterNet person boxes** (``partwise weights install centernet``, optional): the full-resolution pass then runs
+  on crops around CenterNet's person boxes, weak ones included (:data:`CROP_DETECTOR_SCORE`), instead of the two
+  halves: on the street clip the crops cover about a third of the frame, the people found are the same, and the
+  keyframe costs about half as much. People the detector finds (score >= ``detector_threshold``) that no MultiPose
+  person overlaps are added, their keypoints from a **SinglePose** crop (``movenet-thunder``, else
+  ``movenet-lightning``, when installed).
 
 Per-person pose at the other frames of the short window around each keyframe (:meth:`MoveNetPose.estimate_window`)
 comes from MultiPose at the frame's resolution on crops around each person, placed where the neighbouring frame's
@@ -60,6 +63,9 @@ CROP_MIN_SIDE = 128
 CROP_MATCH_GROW = 1.0
 #: crops covering more than this fraction of the frame cost about as much as the whole-frame passes: use those
 CROP_AREA_LIMIT = 0.6
+#: with CenterNet installed, the keyframe's full-resolution pass runs on crops around its person boxes scoring at
+#: least this (weak ones included: a false box costs a crop, a missed person is lost)
+CROP_DETECTOR_SCORE = 0.25
 
 
 def _installed(name: str) -> bool:
@@ -89,9 +95,10 @@ class MoveNetPose:
         if detector == "auto":
             detector = "centernet" if _installed("centernet") else None
         if detector:
+            from partwise.infer.objects import SharedCenterNet
             from partwise.models.centernet import CenterNet
 
-            self.detector = CenterNet.load(detector)
+            self.detector = SharedCenterNet(CenterNet.load(detector))
         if single == "auto":
             single = next((n for n in ("movenet-thunder", "movenet-lightning") if _installed(n)), None)
         self.single = MoveNet.load(single) if single else None
@@ -136,6 +143,15 @@ class MoveNetPose:
         scale_256 = 256 / max(height, width)
         passes = [small.select(np.flatnonzero(_heights(small) * scale_256 >= SMALLEST_AT_256))]
         scale = min(1.0, self.max_side / max(height, width))
+        if self.detector is not None:
+            # CenterNet's person boxes, even weak ones, say where people may be: crops around them at the frame's
+            # resolution see the small people the halves would, at a fraction of the cost
+            boxes = self._person_boxes(frame, CROP_DETECTOR_SCORE)[0]
+            regions = crop_regions(boxes, width, height)
+            if len(regions) and not (_heights_of(boxes) * scale > LARGEST_AT_NATIVE).any() \
+                    and _area(regions).sum() <= CROP_AREA_LIMIT * width * height:
+                passes += self._crop_passes(frame, regions, scale)
+                return _merge(passes, MERGE_OVERLAP)
         for part, dx, dy in _halves(frame):
             # the frame's own scale (max_side applies to the whole frame, not to each half)
             half = self._run(part, dx, dy, "native", (width, height), max_side=_scaled_side(part, scale))
@@ -164,17 +180,24 @@ class MoveNetPose:
         order = np.argsort(-people.scores, kind="stable")[:max_people]
         return [(people.boxes[i], people.keypoints[i], float(people.scores[i])) for i in order]
 
-    def _add_detector_people(self, frame: np.ndarray, people: People) -> People:
+    def _person_boxes(self, frame: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """CenterNet's person boxes ``(K, 4)`` pixels and scores ``(K,)`` of at least ``min_score`` in ``frame`` (the
+        network runs once per frame: the keyframe's crops and its extra people ask for the same frame)."""
         from partwise.models.centernet import PERSON
 
-        found = self.detector.detect(frame, min_score=self.detector_threshold, max_detections=100,
-                                     class_agnostic=False)
-        boxes = found.boxes[found.classes == PERSON]
-        scores = found.scores[found.classes == PERSON]
+        found = self.detector.detect(frame, min_score=min_score, max_detections=100, class_agnostic=False)
+        person = found.classes == PERSON
+        return found.boxes[person], found.scores[person]
+
+    def _add_detector_people(self, frame: np.ndarray, people: People) -> People:
+        boxes, scores = self._person_boxes(frame, self.detector_threshold)
         if not len(boxes):
             return people
         if len(people):
-            covered = iou_matrix(boxes, people.boxes).max(axis=1) >= MATCH_IOU
+            # a person MultiPose found is the detector's person when the boxes overlap, or when one box lies mostly
+            # inside the other (keypoints of a far walker can give a box a few pixels wide, with little IoU)
+            covered = ((iou_matrix(boxes, people.boxes) >= MATCH_IOU)
+                       | (_overlap_of_smaller(boxes, people.boxes) > MERGE_OVERLAP)).any(axis=1)
             boxes, scores = boxes[~covered], scores[~covered]
         if not len(boxes):
             return people
@@ -231,12 +254,19 @@ class MoveNetPose:
         regions = crop_regions(boxes, width, height)
         if _area(regions).sum() > CROP_AREA_LIMIT * width * height:
             return self.estimate_many(frame, boxes)
+        return self._match(frame, boxes, _merge(self._crop_passes(frame, regions, scale), MERGE_OVERLAP),
+                           grow=CROP_MATCH_GROW)
+
+    def _crop_passes(self, frame: np.ndarray, regions: np.ndarray, scale: float) -> list[People]:
+        """MultiPose at the frame's scale on each ``[x0, y0, x1, y1]`` region: one :class:`People` per region, in
+        frame coordinates, people too tall for that scale left out (:data:`LARGEST_AT_NATIVE`)."""
+        height, width = frame.shape[:2]
         passes = []
         for x0, y0, x1, y1 in regions:
             crop = frame[y0:y1, x0:x1]
             people = self._run(crop, x0, y0, "native", (width, height), max_side=_scaled_side(crop, scale))
             passes.append(people.select(np.flatnonzero(_heights(people) * scale <= LARGEST_AT_NATIVE)))
-        return self._match(frame, boxes, _merge(passes, MERGE_OVERLAP), grow=CROP_MATCH_GROW)
+        return passes
 
     def _match(self, frame: np.ndarray, boxes: np.ndarray, people: People, grow: float = 0.0) -> np.ndarray:
         """Each box's keypoints from the MultiPose person it overlaps best (Hungarian on IoU, at least
@@ -257,6 +287,14 @@ class MoveNetPose:
 
     def estimate(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         return self.estimate_many(frame, np.asarray(box)[None])[0]
+
+
+def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(A, B)`` intersection of each pair of xyxy boxes over the smaller box's area."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
+    area_a, area_b = _area(a), _area(b)
+    return wh[..., 0] * wh[..., 1] / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
 
 
 def _heights(people: People) -> np.ndarray:

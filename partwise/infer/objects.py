@@ -7,7 +7,7 @@ people source's job: ``person`` detections are dropped, and so is a non-person b
 (IoU >= :data:`PERSON_DUPLICATE_IOU` with a CenterNet person scoring >= :data:`PERSON_SCORE` or, for the touch
 rule, with a person of the frame: CenterNet gives "remote", "clock"... boxes on whole people).
 When the pose source already runs the same CenterNet for person boxes, its network is shared and the keyframe is
-run once (:class:`_SharedCenterNet`).
+run once (:class:`SharedCenterNet`).
 
 **Touch rule** (:func:`part_object_relations`). A person's size ``s`` is the longer side of their box. A body part
 touches an object when one of the part's keypoints (score >= :data:`KEYPOINT_SCORE`; :data:`PART_KEYPOINTS`: head =
@@ -74,7 +74,7 @@ def _installed(name: str) -> bool:
     return True
 
 
-class _SharedCenterNet:
+class SharedCenterNet:
     """A CenterNet whose last image's raw detections are kept: the pose source (person boxes) and the object source
     ask for the same keyframe, and the network runs once."""
 
@@ -138,10 +138,10 @@ def make_object_source(spec: str | None, threshold: float = OBJECT_THRESHOLD, po
     if entry is not None and entry.name != "centernet":
         raise ConfigError(f"--objects {spec}: only the CenterNet object detector (centernet) can be run")
     shared = getattr(pose, "detector", None)
-    if isinstance(shared, (CenterNet, _SharedCenterNet)) and spec == "centernet" and person_detector in (
+    if isinstance(shared, (CenterNet, SharedCenterNet)) and spec == "centernet" and person_detector in (
             "auto", "centernet"):
         if isinstance(shared, CenterNet):
-            shared = pose.detector = _SharedCenterNet(shared)
+            shared = pose.detector = SharedCenterNet(shared)
         return ObjectSource(spec, threshold, net=shared)
     return ObjectSource(spec, threshold)
 

@@ -73,3 +73,54 @@ def test_window_pose_from_crops_agrees_with_the_whole_frame_passes():
         both = (whole[:, :, 2] >= 0.3) & (tracks[:, j, :, 2] >= 0.3)
         assert both.sum() >= 0.6 * (whole[:, :, 2] >= 0.3).sum()
         assert np.median(np.linalg.norm(whole[:, :, :2] - tracks[:, j, :, :2], axis=-1)[both]) < 3.0
+
+
+class _BoxesDetector:
+    """Stands in for CenterNet: the given person boxes (and nothing else) for every frame."""
+
+    def __init__(self, boxes, scores):
+        self.boxes, self.scores = np.asarray(boxes, float), np.asarray(scores, float)
+
+    def detect(self, frame, min_score=0.0, **_):
+        from partwise.models.centernet import PERSON, Objects
+
+        keep = self.scores >= min_score
+        return Objects(self.boxes[keep], self.scores[keep], np.full(int(keep.sum()), PERSON), ["person"] * int(keep.sum()))
+
+
+def test_with_person_boxes_the_keyframe_runs_crops_not_halves_and_finds_the_same_people():
+    """With a person detector, the full-resolution pass runs on crops around its boxes (weak ones included): no
+    pass as large as a half of the frame, the same people as the halves found (frame 100 of the street clip)."""
+    from partwise.data.video import read_frames
+    from partwise.infer.movenet_pose import _overlap_of_smaller
+    from partwise.infer.tracking import iou_matrix
+
+    frame = read_frames(REAL / "vtest_0000_0149.mp4", np.array([100]))[0]
+    plain = MoveNetPose(detector=None, single=None).full_multipose(frame)
+    assert len(plain) >= 5
+    pose = MoveNetPose(detector=None, single=None)
+    pose.detector = _BoxesDetector(plain.boxes, np.full(len(plain), 0.3))
+    sizes = []
+    run = pose._run
+    pose._run = lambda image, *args, **kwargs: sizes.append(image.shape[:2]) or run(image, *args, **kwargs)
+    guided = pose.full_multipose(frame)
+    assert len(sizes) >= 2 and all(h * w < 0.5 * 576 * 768 for h, w in sizes[1:])  # after the 256 px pass
+    # everyone the halves found is found again, but for the weakest (0.22: a man half behind the post's sign)
+    assert len(plain) - 1 <= len(guided) <= len(plain)
+    strong = plain.scores >= 0.25
+    assert strong.sum() == len(plain) - 1
+    # the same person: IoU >= 0.5, or for the far walker (a box a few pixels wide) one box inside the other
+    same = (iou_matrix(plain.boxes[strong], guided.boxes) >= 0.5) | (
+        _overlap_of_smaller(plain.boxes[strong], guided.boxes) > 0.8)
+    assert same.any(axis=1).all()
+
+
+def test_a_detector_box_around_a_thin_keypoint_box_is_the_same_person():
+    """A far walker's keypoints can give a box a few pixels wide inside the detector's box: little IoU, yet the same
+    person, so the detector's box is not added as a second person."""
+    pose = MoveNetPose(detector=None, single=None)
+    pose.detector = _BoxesDetector([[221, 61, 236, 94], [600, 300, 640, 400]], [0.54, 0.6])
+    found = _people([[227, 56, 230, 97]], [0.23])
+    frame = np.zeros((576, 768, 3), np.uint8)
+    added = pose._add_detector_people(frame, found)
+    assert added.boxes.tolist() == [[227, 56, 230, 97], [600, 300, 640, 400]]
