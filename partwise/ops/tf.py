@@ -124,9 +124,23 @@ def resize_bilinear(x: Tensor, size: tuple[int, int], align_corners: bool = Fals
 
 
 def top_k(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """TF ``TopKV2(sorted=True)`` along the last axis: values and int32 indices, equal values in index order."""
-    order = torch.sort(x, dim=-1, descending=True, stable=True)
-    return order.values[..., :k], order.indices[..., :k].to(torch.int32)
+    """TF ``TopKV2(sorted=True)`` along the last axis: values and int32 indices, equal values in index order.
+
+    Exact without sorting the whole axis (CenterNet's 128 x 128 x 80 heat map: 1.3M scores for 100 boxes): the
+    ``k``-th largest value from ``torch.topk``, then a stable sort of just the elements at least that large."""
+    n = x.shape[-1]
+    if k >= n or n <= 4096 or torch.isnan(x).any():
+        order = torch.sort(x, dim=-1, descending=True, stable=True)
+        return order.values[..., :k], order.indices[..., :k].to(torch.int32)
+    rows = x.reshape(-1, n)
+    values = torch.empty(rows.shape[0], k, dtype=x.dtype)
+    indices = torch.empty(rows.shape[0], k, dtype=torch.int64)
+    for r, row in enumerate(rows):
+        kth = torch.topk(row, k, sorted=False).values.min()
+        candidates = torch.nonzero(row >= kth).squeeze(1)  # ascending index: ties stay in index order below
+        order = torch.sort(row[candidates], descending=True, stable=True)
+        values[r], indices[r] = order.values[:k], candidates[order.indices[:k]]
+    return values.reshape(*x.shape[:-1], k), indices.reshape(*x.shape[:-1], k).to(torch.int32)
 
 
 def select(condition: Tensor, a: Tensor, b: Tensor) -> Tensor:

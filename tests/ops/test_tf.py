@@ -59,6 +59,24 @@ def test_top_k_ties_go_to_the_lower_index():
     assert indices.tolist() == [[1, 2, 4]] and indices.dtype == torch.int32
 
 
+
+def test_top_k_of_a_heat_map_sized_axis_with_many_ties_keeps_tf_order():
+    """Long axes (CenterNet's 1.3M scores) skip the full sort: the result must still be the k largest, equal values
+    in index order -- here scores rounded to 0.01, so the 100th value is shared by ~13,000 elements."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.round(torch.rand(2, 1_310_720, generator=generator) * 100) / 100
+    x[1, 5] = x[1, 700_000] = 2.0  # a tie at the top
+    values, indices = tfops.top_k(x, 100)
+    assert values.shape == (2, 100) and indices.dtype == torch.int32
+    for row, vals, idx in zip(x, values, indices):
+        kth = vals[-1]
+        assert torch.equal(row[idx.long()], vals)
+        assert (vals[:-1] >= vals[1:]).all()
+        assert int((row > kth).sum()) < 100  # every larger value is in, and the tied ones are the first by index
+        tied = torch.nonzero(row == kth).squeeze(1)[: 100 - int((row > kth).sum())]
+        assert torch.equal(idx[vals == kth].long(), tied)
+    assert indices[1, :2].tolist() == [5, 700_000]
+
 def test_select_with_vector_condition_picks_rows():
     a, b = torch.ones(3, 2), torch.zeros(3, 2)
     out = tfops.select(torch.tensor([True, False, True]), a, b)
