@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as _dt
 import decimal
 import json
 import math
+import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -110,6 +112,31 @@ def register(subparsers) -> None:
 
 # --------------------------------------------------------------------------------------------------------- commands
 
+@contextlib.contextmanager
+def _streaming_memory_pool() -> Iterator[None]:
+    """Arrow's jemalloc pool (else the system one) while an ingest runs, unless ``ARROW_DEFAULT_MEMORY_POOL``
+    names one. A streamed ingest allocates and frees tens of MB per chunk; Arrow's default mimalloc pool takes
+    that memory in transparent huge pages and zeroes 2 MiB pages over and over (some 8 % of a Kinetics-TPS ingest's
+    CPU time in ``perf``), jemalloc reuses it (``benchmarks/ingest.py``)."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pool = None
+    for make in (pa.jemalloc_memory_pool, pa.system_memory_pool):
+        try:
+            pool = make()
+            break
+        except NotImplementedError:  # not built into this pyarrow
+            continue
+    if pool is not None:
+        pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from partwise.data import store
     from partwise.io import check_output, safe_name
@@ -118,8 +145,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         safe_name(args.split, "--split")
     check_output(args.out, "dir")
 
-    entry = store.ingest(args.format, args.path, args.out, split=args.split, progress=not args.no_progress,
-                         with_pasta=args.with_pasta)
+    with _streaming_memory_pool():
+        entry = store.ingest(args.format, args.path, args.out, split=args.split, progress=not args.no_progress,
+                             with_pasta=args.with_pasta)
     manifest = store.read_manifest(args.out)
     total = sum(s["rows"] for s in manifest["sources"])
     print(f"ingested {entry['rows']:,} persons ({_names(entry['datasets'])}; splits {_names(entry['splits'])}) "

@@ -271,22 +271,31 @@ def _numbers(column: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     valid = column.is_valid().to_numpy(zero_copy_only=False)
-    values = column.cast(pa.float64(), safe=False).fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float64)
+    column = column.cast(pa.float64(), safe=False)
+    if column.null_count:
+        column = column.fill_null(0.0)
+    # a float64 column without nulls is read in place, not copied (the checks only read it)
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
     return values, valid
 
 
 def _box_problems(fields: dict[str, Any], prefix: str) -> list[tuple[Any, str]]:
-    """(bad-row mask, reason) for the eight box fields of one box level (person, part, object)."""
+    """(bad-row mask, reason) for the eight box fields of one box level (person, part, object); a field with no
+    value at all (e.g. the normalized box of a source in pixels) has nothing to check and is skipped."""
     import numpy as np
 
+    parsed = {name: None if fields[name].null_count == len(fields[name]) else _numbers(fields[name])
+              for name in BOX_KEYS}
     out = []
     for name in BOX_KEYS:
-        values, valid = _numbers(fields[name])
-        out.append((valid & ~np.isfinite(values), f"{prefix}{name} is not a finite number"))
+        if parsed[name] is not None:
+            values, valid = parsed[name]
+            out.append((valid & ~np.isfinite(values), f"{prefix}{name} is not a finite number"))
     for a, b, tol in (("x1", "x2", BOX_ORDER_TOLERANCE), ("y1", "y2", BOX_ORDER_TOLERANCE),
                       ("px1", "px2", 1e-3), ("py1", "py2", 1e-3)):
-        lo, lo_ok = _numbers(fields[a])
-        hi, hi_ok = _numbers(fields[b])
+        if parsed[a] is None or parsed[b] is None:
+            continue
+        (lo, lo_ok), (hi, hi_ok) = parsed[a], parsed[b]
         out.append((lo_ok & hi_ok & (hi < lo - tol), f"{prefix}box has {b} < {a}"))
     return out
 
@@ -330,6 +339,8 @@ def value_problem(table: pa.Table) -> tuple[int, str] | None:
             continue
         row_of = np.repeat(np.arange(n), pc_list_lengths(lists))
         for mask, reason in _box_problems({k: values.field(k) for k in BOX_KEYS}, prefix):
+            if not mask.any():  # nothing to place on the rows (almost always)
+                continue
             rows = np.zeros(n, bool)
             rows[row_of[mask]] = True
             checks.append((rows, reason))

@@ -43,11 +43,24 @@ def check_nesting(data: bytes | str, path: str | os.PathLike | None, max_depth: 
 
 
 def check_nesting_many(blobs: list[bytes], paths: Iterable[str], max_depth: int = MAX_DEPTH) -> None:
-    """:func:`check_nesting` for many files at once: one pass over all bytes, file by file only when it fails."""
-    if nesting_depth(b"".join(blobs)) <= max_depth:
+    """:func:`check_nesting` for many files at once: one pass over all bytes, the depth counted within each file
+    (a file that closes more than it opens must not hide its neighbour's depth); :class:`InputError` naming the
+    first file too deep."""
+    paths = list(paths)
+    lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
+    if not lengths.any():
         return
-    for blob, path in zip(blobs, paths):
-        check_nesting(blob, path, max_depth)
+    steps = _OPEN[np.frombuffer(b"".join(blobs), np.uint8)]
+    if not steps.any():
+        return
+    depth = np.cumsum(steps, dtype=np.int64)
+    full = np.flatnonzero(lengths)
+    starts = (np.cumsum(lengths) - lengths)[full]
+    before = np.where(starts > 0, depth[np.maximum(starts - 1, 0)], 0)
+    deepest = np.maximum.reduceat(depth, starts) - before
+    over = np.flatnonzero(deepest > max_depth)
+    if len(over):
+        raise InputError(paths[int(full[over[0]])], None, f"nested more than {max_depth} levels deep")
 
 
 def loads(data: bytes | str, path: str | os.PathLike | None, *, label: str = "bad JSON", **kwargs: Any) -> Any:

@@ -175,6 +175,34 @@ def test_deep_nesting_is_refused_before_any_parser_and_many_brackets_are_not(big
         tps.read_records(big_tree)
 
 
+def test_nesting_is_counted_within_each_file(big_tree):
+    """A file that closes far more brackets than it opens must not hide its neighbour's depth."""
+    from partwise.data import safe_json
+
+    with pytest.raises(InputError, match=r"^b: nested more than 64 levels deep"):
+        safe_json.check_nesting_many([b"[]" * 65 + b"]" * 200, b"[" * 100], ["a", "b"])
+    safe_json.check_nesting_many([b"[]" * 65 + b"]" * 200, b"[" * 64], ["a", "b"])
+    folder = big_tree / "train_annotations" / "class0" / "vid00" / "vid00"
+    (folder / "img_00001.json").write_text('{"humans": [], "x": "' + "[]" * 65 + "]" * 200 + '"}')
+    (folder / "img_00002.json").write_text('{"humans": [], "x": ' + "[" * 70 + "]" * 70 + "}")
+    with pytest.raises(InputError, match=r"vid00/img_00002\.json: nested more than 64 levels deep"):
+        tps.read_records(big_tree)
+
+
+def test_read_bytes_opens_by_name_in_the_folder_and_names_the_file_it_cannot_read(big_tree, tmp_path):
+    folder = big_tree / "train_annotations" / "class0" / "vid00" / "vid00"
+    files = sorted(str(f) for f in folder.iterdir())
+    outside = tmp_path / "img_00099.json"
+    outside.write_bytes(b'{"humans": []}' + b" " * 70000)  # larger than one read
+    expected = [Path(f).read_bytes() for f in files] + [outside.read_bytes()]
+    assert tps_ingest._read_bytes([*files, str(outside)], str(folder)) == expected
+    assert tps_ingest._read_bytes(files) == expected[:-1]
+    (folder / "img_00003.json").unlink()
+    (folder / "img_00003.json").mkdir()
+    with pytest.raises(InputError, match=r"vid00/img_00003\.json: cannot read"):
+        tps_ingest._read_bytes(files, str(folder))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The store, written as the chunks come
 

@@ -39,6 +39,34 @@ def _list_boxes(boxes: pa.Array) -> np.ndarray:
     return _check_boxes(values.to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(boxes), 4))
 
 
+def _present_boxes(boxes: pa.Array, present: np.ndarray) -> np.ndarray:
+    """:func:`_list_boxes` of the rows where ``present`` (a part of that name) is true, read from the values of the
+    whole array instead of a filtered copy: the present rows must hold the boxes and the others be null (as Arrow's
+    reader leaves the box of an absent part)."""
+    if not (pa.types.is_list(boxes.type) or pa.types.is_large_list(boxes.type)):
+        raise _Malformed
+    valid = boxes.is_valid().to_numpy(zero_copy_only=False)
+    if (present & ~valid).any():
+        raise _Malformed
+    if (valid & ~present).any():  # not what the reader gives: the general way
+        return _list_boxes(boxes.filter(pa.array(present)))
+    value_type = boxes.type.value_type
+    if not (pa.types.is_integer(value_type) or pa.types.is_floating(value_type) or pa.types.is_null(value_type)):
+        raise _Malformed
+    if (np.diff(boxes.offsets.to_numpy())[present] != 4).any():
+        raise _Malformed
+    values = boxes.flatten()  # the values of the non-null rows, i.e. of the present ones, in order
+    if values.null_count or len(values) != 4 * int(present.sum()):
+        raise _Malformed
+    return _check_boxes(values.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4))
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; without a copy when it already is one chunk (the usual case, see
+    :func:`_parse_lines`)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _struct_field(struct: pa.StructArray, name: str) -> pa.Array | None:
     index = struct.type.get_field_index(name)
     return struct.field(index) if index >= 0 else None
@@ -52,7 +80,9 @@ def _parse_lines(data: bytes, schema: pa.Schema | None) -> pa.Table:
 
     # Single-threaded Arrow on an Arrow buffer: the caller runs chunks on a thread pool, and Arrow's own pool
     # nested inside it (or a Python file object as the source) serializes the work instead of spreading it.
-    options = pj.ReadOptions(use_threads=False, block_size=1 << 20)
+    # One block for the whole chunk: the table comes back as one chunk per column (no copy to combine them). Arrow
+    # takes an int32 block size: beyond 1 GiB a line may straddle blocks, Arrow refuses it and the Python path reads.
+    options = pj.ReadOptions(use_threads=False, block_size=min(max(1 << 20, len(data) + 1), 1 << 30))
     if schema is not None:
         try:
             return pj.read_json(pa.BufferReader(data), read_options=options, parse_options=pj.ParseOptions(
@@ -107,7 +137,7 @@ def _arrow_arrays(videos: list[VideoDir], blobs: list[bytes], rel_root: str,
         schema_box[0] = table.schema
     if table.num_rows != len(blobs) or "humans" not in table.column_names:
         raise _Malformed
-    humans_col = table.column("humans").combine_chunks()
+    humans_col = _one_array(table.column("humans"))
     if humans_col.null_count or not pa.types.is_list(humans_col.type):
         raise _Malformed
     per_file = pc.list_value_length(humans_col).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -154,30 +184,32 @@ def _arrow_arrays(videos: list[VideoDir], blobs: list[bytes], rel_root: str,
 
     # Parts: one struct field per part name seen in the chunk; collect present ones, then order by (human, name).
     part_fields = sorted(parts.type[i].name for i in range(parts.type.num_fields))
-    rows, keys, boxes, states = [], [], [], []
-    for rank, part_name in enumerate(part_fields):
+    kept, present_columns, boxes, states = [], [], [], []
+    for part_name in part_fields:
         part = _struct_field(parts, part_name)
         if not pa.types.is_struct(part.type) and not pa.types.is_null(part.type):
             raise _Malformed
         present = part.is_valid().to_numpy(zero_copy_only=False) if not pa.types.is_null(part.type) else np.zeros(n, bool)
         if not present.any():
             continue
-        sub = part.filter(pa.array(present))
-        part_box, verb = _struct_field(sub, "box"), _struct_field(sub, "verb")
-        if part_box is None or verb is None or not pa.types.is_string(verb.type) or verb.null_count:
+        part_box, verb = _struct_field(part, "box"), _struct_field(part, "verb")
+        if part_box is None or verb is None or not pa.types.is_string(verb.type):
             raise _Malformed
-        idx = np.nonzero(present)[0]
-        rows.append(idx)
-        keys.append(idx * len(part_fields) + rank)
-        boxes.append(_list_boxes(part_box))
-        states.append(verb)
-    if rows:
-        order = np.argsort(np.concatenate(keys), kind="stable")
-        part_rows = np.concatenate(rows)[order]
-        pbox = np.concatenate(boxes)[order]
-        all_states = pa.concat_arrays(states).take(pa.array(order))
-        part_name = pa.array(np.asarray(part_fields, dtype=object)[(np.concatenate(keys) % len(part_fields))[order]],
-                             pa.string())
+        if (present & ~verb.is_valid().to_numpy(zero_copy_only=False)).any():
+            raise _Malformed
+        kept.append(part_name)
+        present_columns.append(present)
+        boxes.append(_present_boxes(part_box, present))
+        states.append(verb)  # all n rows: picked below
+    if kept:
+        # The (human, part) pairs in row-major order of the presence matrix: by human, then by part name.
+        matrix = np.column_stack(present_columns)
+        part_rows, rank = np.nonzero(matrix)
+        # The boxes came part by part: each pair's place in that order.
+        by_part = (np.cumsum(matrix.T.ravel()) - 1).reshape(len(kept), n).T[matrix]
+        pbox = np.concatenate(boxes)[by_part]
+        all_states = pa.concat_arrays(states).take(pa.array(rank * n + part_rows))
+        part_name = pa.array(kept, pa.string()).take(pa.array(rank))
     else:
         part_rows = np.zeros(0, np.int64)
         pbox = np.zeros((0, 4))
@@ -208,7 +240,7 @@ def _arrow_frame_objects(table: pa.Table, file_of_human: np.ndarray) -> dict[str
             "object_id": pa.array([], pa.int64()), "obox": np.zeros((0, 4))}
     if "objects" not in table.column_names:
         return none
-    column = table.column("objects").combine_chunks()
+    column = _one_array(table.column("objects"))
     if pa.types.is_null(column.type):  # "objects": null everywhere
         return none
     if not pa.types.is_list(column.type):  # e.g. a string somewhere: the Python path names it

@@ -21,8 +21,9 @@ import json.decoder
 import json.scanner
 import os
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from partwise.data.kinetics_tps.arrow_json import _arrow_arrays
@@ -41,49 +42,81 @@ FIRST_CHUNK_FILES = 1000
 #: Most parse threads (more do not pay: reading the files on one thread is the limit).
 MAX_THREADS = 4
 
+_BRACE = ord("{")
 _SCAN = json.scanner.make_scanner(json.decoder.JSONDecoder())
 _WS = json.decoder.WHITESPACE
 _WS_CHARS = " \t\n\r"
 
 
-def _read_bytes(paths: Iterable[str]) -> list[bytes]:
+def _read_bytes(paths: Sequence[str], folder: str | None = None) -> list[bytes]:
     """Raw bytes of each file (plain os calls: no Python file object per file), checked for deep nesting before
-    any parser sees them (:func:`partwise.data.safe_json.check_nesting_many`); :class:`InputError` naming a file
-    that cannot be read (a directory, a dangling link)."""
-    from partwise.data import safe_json
-
-    read = []
+    any parser sees them (:func:`_check_nesting`); :class:`InputError` naming a file that cannot be read (a
+    directory, a dangling link). ``folder``: the directory all ``paths`` are in (``folder + os.sep + name``), opened
+    once so that each file is opened by its name alone (the kernel walks one path component, not the whole path)."""
     out = []
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+    op, readv, cl = os.open, os.readv, os.close
     # Per-frame files are ~1 KB: one read, no fstat. Into a reused buffer, then copied at the exact size: each
     # os.read(fd, 64 KiB) would allocate 64 KiB and shrink it, and the kept results then pin a page or two of
     # heap each (RSS growing some 4 KB per file read).
     buffer = bytearray(1 << 16)
     view = memoryview(buffer)
-    for path in paths:
+    dir_fd = None
+    if folder is not None and op in os.supports_dir_fd:
         try:
-            fd = os.open(path, flags)
+            dir_fd = op(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            pass  # each file by its full path then (its own error names it)
+    prefix = folder + os.sep if dir_fd is not None else None
+    skip = len(prefix) if prefix is not None else 0
+    try:
+        for path in paths:
             try:
-                size = os.readv(fd, (buffer,))
-                data = view[:size].tobytes()
-                if size == len(buffer):
-                    parts = [data]
-                    while chunk := os.read(fd, len(buffer)):
-                        parts.append(chunk)
-                    data = b"".join(parts)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-        out.append(data)
-        read.append(path)
-    # A file with at most MAX_DEPTH opening brackets cannot nest deeper: counting them (C speed, no temporaries)
-    # clears almost every file; only the others get the exact (numpy) depth.
-    limit = safe_json.MAX_DEPTH
-    deep = [i for i, data in enumerate(out) if data.count(b"[") + data.count(b"{") > limit]
-    if deep:
-        safe_json.check_nesting_many([out[i] for i in deep], [read[i] for i in deep])
+                if prefix is not None and path.startswith(prefix):
+                    fd = op(path[skip:], flags, dir_fd=dir_fd)
+                else:
+                    fd = op(path, flags)
+                try:
+                    size = readv(fd, (buffer,))
+                    data = view[:size].tobytes()
+                    if size == len(buffer):
+                        parts = [data]
+                        while chunk := os.read(fd, len(buffer)):
+                            parts.append(chunk)
+                        data = b"".join(parts)
+                finally:
+                    cl(fd)
+            except OSError as exc:
+                raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+            out.append(data)
+    finally:
+        if dir_fd is not None:
+            cl(dir_fd)
+    _check_nesting(out, paths)
     return out
+
+
+def _check_nesting(blobs: list[bytes], paths: Sequence[str]) -> None:
+    """:func:`partwise.data.safe_json.check_nesting_many` for the files that could nest too deeply.
+
+    A file nests at most as deep as it has opening brackets, so a file with at most ``MAX_DEPTH`` of them is safe
+    for every parser; those are counted for all files at once (numpy over the joined bytes, no Python work per
+    file), and only the few others get the exact depth."""
+    from partwise.data import safe_json
+
+    if not blobs:
+        return
+    limit = safe_json.MAX_DEPTH
+    data = np.frombuffer(b"".join(blobs), np.uint8)
+    # "[" (0x5B) and "{" (0x7B) are the only bytes that are "{" with bit 0x20 set: one comparison finds both
+    opening = np.flatnonzero((data | 0x20) == _BRACE)
+    if len(opening) <= limit:
+        return
+    ends = np.cumsum(np.fromiter(map(len, blobs), np.int64, len(blobs)))
+    per_file = np.diff(np.searchsorted(opening, ends), prepend=0)
+    deep = np.flatnonzero(per_file > limit)
+    if len(deep):
+        safe_json.check_nesting_many([blobs[i] for i in deep], [paths[i] for i in deep])
 
 
 def _parse_many(blobs: list[bytes]) -> list[Any]:
@@ -153,7 +186,7 @@ def _python_chunk(videos: list[VideoDir], blobs: list[list[bytes]], rel_root: st
 
 
 def _chunk_bytes(videos: list[VideoDir]) -> list[list[bytes]]:
-    return [_read_bytes(video.files) for video in videos]
+    return [_read_bytes(video.files, video.folder) for video in videos]
 
 
 def _read_chunk(videos: list[VideoDir], rel_root: str, frame_sizes: dict | None, fps: Any,

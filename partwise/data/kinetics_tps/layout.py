@@ -79,18 +79,27 @@ def annotation_roots(path: str | os.PathLike, split: str | None = None) -> list[
     return [(split or default, path)]
 
 
+#: A folder's ``.json`` names joined by ``/`` (which no file name holds) when every one is ``img_<ASCII digits>.json``.
+_ALL_FRAME_NAMES = re.compile(r"(?:img_[0-9]+\.json/)*")
+
+
 def _frame_files(folder: str) -> tuple[list[str], list[int], list[str]]:
     """Per-frame JSON paths in ``folder`` sorted by frame number, those numbers, and other ``.json`` names."""
-    frames, others = [], []
-    for name in os.listdir(folder):  # names only: no DirEntry objects, no regex (FRAME_RE, spelled out)
-        if name.endswith(".json"):
-            digits = name[4:-5]
-            if name.startswith("img_") and digits.isdecimal():
-                frames.append((int(digits), name))
-            else:
-                others.append(name)
-    frames.sort()
+    names = [name for name in os.listdir(folder) if name.endswith(".json")]  # names only: no DirEntry objects
     prefix = folder + os.sep
+    # The usual folder, checked at C speed: only img_<digits>.json names, all as long (zero-padded), so that their
+    # order as strings is their frame order.
+    if _ALL_FRAME_NAMES.fullmatch("/".join(names) + "/") and len(set(map(len, names))) <= 1:
+        names.sort()
+        return [prefix + n for n in names], [int(n[4:-5]) for n in names], []
+    frames, others = [], []
+    for name in names:  # no regex per name (FRAME_RE, spelled out)
+        digits = name[4:-5]
+        if name.startswith("img_") and digits.isdecimal():
+            frames.append((int(digits), name))
+        else:
+            others.append(name)
+    frames.sort()
     return [prefix + n for _, n in frames], [i for i, _ in frames], sorted(others)
 
 
