@@ -97,13 +97,40 @@ def load(path: str | os.PathLike, **kwargs: Any) -> Any:
     return loads(read_bytes(path), os.fspath(path), **kwargs)
 
 
+def _unique_key_loader():
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain YAML keeps the last one silently:
+    a config with ``lr`` set twice would train with whichever came last)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if duplicate:
+                    raise InputError(None, key_node.start_mark.line + 1, f"key {key!r} given twice")
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_yaml_text(text: str, path: str | os.PathLike) -> Any:
-    """``yaml.safe_load`` behind the same nesting limit; :class:`InputError` naming the file (and line)."""
+    """``yaml.safe_load`` behind the same nesting limit, refusing duplicate keys; :class:`InputError` naming the file
+    (and line)."""
     import yaml
 
     check_nesting(text, path)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 -- a SafeLoader subclass
+    except InputError as exc:  # raised by the loader without the file's name
+        raise InputError(path, exc.problem.where, exc.problem.reason) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(path, mark.line + 1 if mark else None, "invalid YAML") from None

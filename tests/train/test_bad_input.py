@@ -126,6 +126,8 @@ def test_bad_overrides_name_the_override(capsys, tmp_path, synth_root, override,
      "more than 100,000 values once its aliases are expanded"),
     ("task: ava_detector\ndata: {root: x}\nrun: " + DEEP + "\n", "nested more than"),
     ("task: ava_detector\n  data: [\n", "invalid YAML"),
+    ("task: ava_detector\ndata: {root: x}\noptim:\n  lr: 0.1\n  lr: 0.01\n", "line 5: key 'lr' given twice"),
+    ("task: ava_detector\ndata: {root: x}\ntask: ava_detector\n", "line 3: key 'task' given twice"),
     ("", "task: required key is missing"),
 ])
 def test_bad_yaml_names_the_file(capsys, tmp_path, text, message):
