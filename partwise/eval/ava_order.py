@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from partwise.errors import ConfigError
 
 
 def _timestamp_keys(timestamp: np.ndarray, mode: str) -> np.ndarray:
@@ -42,21 +41,26 @@ class _Keyframes:
         lo = min((int(e[0]) for e in ends), default=0)
         hi = max((int(e[1]) for e in ends), default=0)
         span = hi - lo + 1
-        if span * max(len(names), 1) >= 2**62:
-            raise ConfigError("timestamps span too wide to key keyframes")
+        # one int64 key per (video, time) when the product fits (readers keep |t| < 1e12 s); else (video, time) pairs
+        paired = span * max(len(names), 1) >= 2**62
         run_keys, run_lengths = [], []
         for videos, video_codes, timestamp in sources:
             remap = (np.searchsorted(lookup, np.asarray([str(v) for v in videos], dtype=object)).astype(np.int64)
                      if len(videos) else np.empty(0, np.int64))
             k = _timestamp_keys(timestamp, mode)
             k -= lo
-            if len(video_codes):
-                k += remap[video_codes] * span
-            starts = np.flatnonzero(_run_starts(k))
-            run_keys.append(k[starts])
+            code = remap[video_codes] if len(video_codes) else np.zeros(k.shape[0], np.int64)
+            if paired:
+                starts = np.flatnonzero(_run_starts(k) | _run_starts(code))
+                run_keys.append(np.stack([code[starts], k[starts]], axis=1))
+            else:
+                k += code * span
+                starts = np.flatnonzero(_run_starts(k))
+                run_keys.append(k[starts])
             run_lengths.append(np.diff(np.append(starts, k.shape[0])))
-            del k
-        uniq, inverse = np.unique(np.concatenate(run_keys), return_inverse=True)
+            del k, code
+        uniq, inverse = np.unique(np.concatenate(run_keys), return_inverse=True, axis=0 if paired else None)
+        inverse = inverse.reshape(-1)
         self.count = int(uniq.shape[0])
         self.ids, offset = [], 0
         for rk, lengths in zip(run_keys, run_lengths):

@@ -154,6 +154,21 @@ def test_keyframes_without_gt():
     assert run(gt, base + [("v", 904, B, 1, 0.9)], "slowfast").per_class["1"] == 0.5
 
 
+def test_keyframes_far_apart_in_time_over_many_videos():
+    """Timestamps ~1e11 s apart on 40 videos: the one-integer (video, time) key would overflow int64, so keyframes
+    are keyed as pairs -- the same APs as the same rows at ordinary timestamps."""
+    def rows(t_far):
+        gt = [(f"v{i:02d}", t_far if i % 2 else 902, A, 1) for i in range(40)] + [("v00", -t_far, B, 3)]
+        det = [(f"v{i:02d}", t_far if i % 2 else 902, A if i % 3 else B, 1, 0.5 + i / 100) for i in range(40)]
+        det += [("v00", -t_far, B, 3, 0.7), ("v01", -t_far, B, 3, 0.9)]
+        return gt, det
+    for profile in ("official", "mmaction2", "slowfast"):
+        near, far = run(*rows(903), profile), run(*rows(99_999_999_999), profile)
+        assert near.per_class.keys() == far.per_class.keys(), profile
+        assert all(same(near.per_class[c], far.per_class[c]) for c in near.per_class), profile
+        assert 0 < near.per_class["1"] < 1 and 0 < near.per_class["3"] <= 1, profile
+
+
 def test_zero_area_detection():
     # GT A (class 1). Dets: zero-width box 0.9, A 0.8.
     # official and slowfast drop the zero-area box: AP 1. mmaction2 keeps it as an FP: [FP, TP] -> AP 0.5.

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from partwise.data.ava.table import AVA_NUM_ACTIONS, MAX_PROBLEMS
+from partwise.data.ava.table import AVA_NUM_ACTIONS, MAX_PROBLEMS, MAX_TIMESTAMP
 from partwise.errors import InputError, Problem
 
 _FLOAT_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:nan|inf|infinity)$"
@@ -123,6 +123,8 @@ def _check_values(boxes, box_valid, action, action_valid, timestamp, ts_valid, v
     checks.add(both_x & (boxes[:, 2] < boxes[:, 0]), lambda row: f"x2={float(boxes[row, 2])!r} < x1={float(boxes[row, 0])!r}")
     checks.add(both_y & (boxes[:, 3] < boxes[:, 1]), lambda row: f"y2={float(boxes[row, 3])!r} < y1={float(boxes[row, 1])!r}")
     checks.add(ts_valid & np.isinf(timestamp), "timestamp is infinite")
+    far = ts_valid & np.isfinite(timestamp) & (np.abs(timestamp) >= MAX_TIMESTAMP)
+    checks.add(far, lambda row: f"timestamp {float(timestamp[row])!r} out of range (|t| < {MAX_TIMESTAMP:.0e} s)")
     if valid_actions is None:
         bad = action_valid & ((action < 1) | (action > AVA_NUM_ACTIONS))
         allowed_text = f"1..{AVA_NUM_ACTIONS}"

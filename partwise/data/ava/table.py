@@ -15,6 +15,8 @@ AVA_NUM_ACTIONS = 80
 AVA_ID_LENGTH = 11
 #: How many problems :func:`validate_csv` lists before one final "... and N more" problem.
 MAX_PROBLEMS = 200
+#: Largest timestamp magnitude (seconds, some 30,000 years): keyframes are keyed by whole microseconds in int64.
+MAX_TIMESTAMP = 1e12
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Collection
 
 import numpy as np
 
-from partwise.data.ava.table import AvaCsv
+from partwise.data.ava.table import MAX_TIMESTAMP, AvaCsv
 from partwise.errors import InputError
 
 #: bytes per streamed block: blocks in flight and the Arrow pool it leaves behind are the reader's overhead over
@@ -166,7 +166,7 @@ def read_typed(path: str, kind: str, valid_actions: Collection[int] | None, *,
             if np.isnan(lows + highs).any() or (kind == "det" and np.isnan(last.max())):
                 return None
             x1, y1, x2, y2 = box_cols
-            if (min(lows[1:]) < 0 or max(highs[1:]) > 1 or np.isinf([lows[0], highs[0]]).any()
+            if (min(lows[1:]) < 0 or max(highs[1:]) > 1 or max(abs(lows[0]), abs(highs[0])) >= MAX_TIMESTAMP
                     or (x2 < x1).any() or (y2 < y1).any() or not _actions_allowed(action, valid_actions)):
                 _raise_range_problem(path, first_line, box_cols, action, timestamp, valid_actions)
             keep = None
