@@ -41,6 +41,8 @@ PASTA_VOCAB = "pasta76"
 ACTION_VOCAB = "hico_hoi600"
 IMAGE_KEYS = ("dataset", "path_prefix", "labels")
 LABEL_KEYS = ("hoi_id", "human_bbox", "object_bbox", "height", "width")
+#: largest image side (the records' int32 width and height)
+MAX_SIDE = 2**31 - 1
 
 
 def _is_number(value: object) -> bool:
@@ -84,6 +86,8 @@ def check_image(path: str, name: str, entry: object) -> list[Problem]:
         for key in ("height", "width"):
             if not is_int(label[key]) or label[key] <= 0:
                 problems.append(Problem(path, f"{where}/{key}", f"not a positive integer: {label[key]!r}"))
+            elif label[key] > MAX_SIDE:  # the record's width and height are int32
+                problems.append(Problem(path, f"{where}/{key}", f"{label[key]} pixels is too large (at most {MAX_SIDE})"))
         problems.extend(_check_box(path, f"{where}/human_bbox", label["human_bbox"]))
         problems.extend(_check_box(path, f"{where}/object_bbox", label["object_bbox"]))
         parts = label.get("action_labels") or []

@@ -64,6 +64,7 @@ def _image(**label_changes):
     (_image(human_bbox=[30, 2, 1, 40]), "i.jpg/labels/0/human_bbox", "x2 < x1"),
     (_image(object_bbox=[1, 2, 3]), "i.jpg/labels/0/object_bbox", "expected [x1, y1, x2, y2]"),
     (_image(width=0), "i.jpg/labels/0/width", "not a positive integer"),
+    (_image(height=10 ** 19), "i.jpg/labels/0/height", "10000000000000000000 pixels is too large (at most 2147483647)"),
     (_image(action_labels=[{"human_part": 10, "partstate": 0}]), "i.jpg/labels/0/action_labels/0/human_part", "not in 0..9"),
     # hand has 31 states in the 76 list; 30 is no_interaction, which this format never lists
     (_image(action_labels=[{"human_part": 9, "partstate": 30}]), "i.jpg/labels/0/action_labels/0/partstate",
