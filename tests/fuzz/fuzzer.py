@@ -214,6 +214,16 @@ def _copy_format(case_dir: Path, synth: Path, fmt: str) -> Path:
     return dst
 
 
+def _present(synth: Path, fmt: str, name: str) -> str:
+    """``name``, or its training-split file when the synthetic set has no such split (a small set, some seeds)."""
+    if (synth / FORMAT_DIRS[fmt] / name).exists():
+        return name
+    for val, train in (("_val", "_train"), ("test_hico", "trainval_hico")):
+        if val in name and (synth / FORMAT_DIRS[fmt] / name.replace(val, train)).exists():
+            return name.replace(val, train)
+    return name
+
+
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".jpg", ".mp4"))
 
@@ -357,6 +367,7 @@ def range_cases(synth: Path) -> list[Case]:
         return argv
 
     for fmt, name, index, values in RANGE_CSV:
+        name = _present(synth, fmt, name)
         for value in values:
             def prepare(case_dir: Path, fmt=fmt, name=name, index=index, value=value) -> None:
                 target = _copy_format(case_dir, synth, fmt) / name
@@ -370,6 +381,8 @@ def range_cases(synth: Path) -> list[Case]:
                                   argv=command(kind, fmt, ""), must_fail=True, named=[name],
                                   out="out/result" if kind == "ingest" else None))
     for fmt, name in RANGE_JSON:
+        if name is not None:
+            name = _present(synth, fmt, name)
         if name is None:
             name = str(next(p for p in _files(synth / FORMAT_DIRS[fmt]) if p.name.startswith("img_"))
                        .relative_to(synth / FORMAT_DIRS[fmt]))
