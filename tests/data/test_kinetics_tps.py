@@ -345,6 +345,36 @@ def test_validate_lists_every_problem_in_a_tree(tree_copy):
     assert tps.validate(tree_copy / "nowhere")[0].reason == "does not exist"
 
 
+def test_validate_of_a_tree_checks_the_evaluator_files_beside_it(tree_copy, fixtures_dir):
+    """gt_part_result.json / *_vid_result.json next to the annotation folders are checked too (ingest does not read
+    them: the per-frame files are its input)."""
+    base = fixtures_dir / "tps_eval_small" / "gt"
+    shutil.copy(base / "gt_part_result.json", tree_copy / "gt_part_result.json")
+    shutil.copy(base / "gt_vid_result.json", tree_copy / "gt_vid_result.json")
+    assert tps.validate(tree_copy) == []
+    (tree_copy / "gt_vid_result.json").write_text('{"v000_670789_805002": 7}')
+    (tree_copy / "gt_part_result.json").unlink()
+    (tree_copy / "gt_part_result.json").mkdir()
+    found = [(Path(p.path).name, p.reason.split(":")[0]) for p in tps.validate(tree_copy)]
+    assert [name for name, _ in found] == ["gt_part_result.json", "gt_vid_result.json"]
+    assert found[0][1] == "cannot read"
+    assert tps.read_records(tree_copy).num_rows > 0
+
+
+@pytest.mark.parametrize("name", ["[]", "10000000000000000000", "{}"])
+def test_an_object_name_that_is_not_text_names_its_file_and_key(tree_copy, name):
+    """A human-level object named by a list or a 20-digit number: the error names that file and key (it named the
+    chunk's first file)."""
+    path = frame_path(tree_copy, "hopscotch", VID_B, 6)
+    path.write_text('{"humans": [{"box": [1, 2, 3, 4], "parts": {"hip": {"box": [1, 2, 3, 4], "verb": "x"}},'
+                    ' "objects": [{"box": [1, 1, 2, 2], "name": ' + name + '}]}]}')
+    with pytest.raises(InputError) as err:
+        tps.read_records(tree_copy)
+    assert err.value.problem.path == str(path) and err.value.problem.where == "humans[0].objects[0].name"
+    assert "must be a string" in str(err.value)
+    assert [(p.path, p.where) for p in tps.validate(tree_copy)] == [(str(path), "humans[0].objects[0].name")]
+
+
 def test_validate_clean_inputs_and_evaluator_files(tree, fixtures_dir):
     assert tps.validate(tree) == []
     base = fixtures_dir / "tps_eval_small"

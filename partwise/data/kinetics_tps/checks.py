@@ -75,8 +75,11 @@ def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
             continue
         out += _required_box_problems(obj, path, key)
         name_key = next((k for k in _OBJECT_NAME_KEYS if k in obj), None)
-        if name_key is not None and isinstance(obj[name_key], str) and _text_problem(obj[name_key]) is not None:
-            out.append(Problem(path, f"{key}.{name_key}", _text_problem(obj[name_key])))
+        name = obj[name_key] if name_key is not None else None
+        if name is not None and not isinstance(name, str):
+            out.append(Problem(path, f"{key}.{name_key}", f"must be a string, got {type(name).__name__}"))
+        elif name is not None and _text_problem(name) is not None:
+            out.append(Problem(path, f"{key}.{name_key}", _text_problem(name)))
         if "number" in obj and not _is_id(obj["number"]):
             out.append(Problem(path, f"{key}.number", f"must be an integer within 64 bits, got {obj['number']!r}"))
     return out

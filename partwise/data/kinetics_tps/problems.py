@@ -22,25 +22,7 @@ def validate(path: str | os.PathLike) -> list[Problem]:
     if not os.path.exists(path):
         return [Problem(path, None, "does not exist")]
     if os.path.isfile(path):
-        name = os.path.basename(path)
-        if frame_index(name) is not None:
-            with open(path, "rb") as fh:
-                try:
-                    frame = parse_frame_bytes(fh.read(), path)
-                except InputError as exc:
-                    return [exc.problem]
-            return frame_problems(frame, path)
-        if name.endswith("vid_result.json"):
-            try:
-                read_vid_result(path)
-            except InputError as exc:
-                return [exc.problem]
-            return []
-        try:
-            data = _load_json(path)
-        except InputError as exc:
-            return [exc.problem]
-        return part_result_problems(data, path, pred=name.startswith("pred"))
+        return _file_problems(path)
     problems: list[Problem] = []
     try:
         videos = list(iter_videos(path, problems=problems))
@@ -65,4 +47,40 @@ def validate(path: str | os.PathLike) -> list[Problem]:
                     read_name_list(file)
             except InputError as exc:
                 problems.append(exc.problem)
+    # the evaluator's files beside the annotation folders (gt_part_result.json, gt_vid_result.json, ...)
+    for name in sorted(os.listdir(path)):
+        if name.endswith(RESULT_SUFFIXES):
+            file = os.path.join(path, name)
+            try:
+                if present_file(file):
+                    problems.extend(_file_problems(file))
+            except InputError as exc:
+                problems.append(exc.problem)
     return problems
+
+
+#: the evaluator's file names (``{gt,pred}_part_result.json``, ``{gt,pred}_vid_result.json``)
+RESULT_SUFFIXES = ("_part_result.json", "_vid_result.json")
+
+
+def _file_problems(path: str) -> list[Problem]:
+    """Problems of one file: a per-frame JSON, a ``*_vid_result.json`` or a ``*_part_result.json``."""
+    name = os.path.basename(path)
+    if frame_index(name) is not None:
+        with open(path, "rb") as fh:
+            try:
+                frame = parse_frame_bytes(fh.read(), path)
+            except InputError as exc:
+                return [exc.problem]
+        return frame_problems(frame, path)
+    if name.endswith("vid_result.json"):
+        try:
+            read_vid_result(path)
+        except InputError as exc:
+            return [exc.problem]
+        return []
+    try:
+        data = _load_json(path)
+    except InputError as exc:
+        return [exc.problem]
+    return part_result_problems(data, path, pred=name.startswith("pred"))
