@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -63,8 +64,11 @@ def check_nesting_many(blobs: list[bytes], paths: Iterable[str], max_depth: int 
         raise InputError(paths[int(full[over[0]])], None, f"nested more than {max_depth} levels deep")
 
 
-def loads(data: bytes | str, path: str | os.PathLike | None, *, label: str = "bad JSON", **kwargs: Any) -> Any:
-    """Parse JSON ``data`` read from ``path``; :class:`InputError` (with the line) for every problem."""
+def loads(data: bytes | str, path: str | os.PathLike | None, *, label: str = "bad JSON", check_text: bool = True,
+          **kwargs: Any) -> Any:
+    """Parse JSON ``data`` read from ``path``; :class:`InputError` (with the line) for every problem, and (unless
+    ``check_text`` is off: a caller that checks its strings itself) naming the key of a string with no UTF-8 form
+    (:func:`lone_surrogate`), which no table or file could hold."""
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -76,11 +80,51 @@ def loads(data: bytes | str, path: str | os.PathLike | None, *, label: str = "ba
         raise InputError(path, None, "empty file")
     check_nesting(text, path)
     try:
-        return json.loads(text, **kwargs)
+        value = json.loads(text, **kwargs)
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"{label}: {exc.msg} (column {exc.colno})") from None
     except RecursionError:  # pragma: no cover - check_nesting keeps the depth far below the limit
         raise InputError(path, None, "nested too deeply") from None
+    if check_text and _SURROGATE_ESCAPE.search(text):  # rare: only then walk the value
+        found = lone_surrogate(value)
+        if found is not None:
+            raise InputError(path, found[0] or None, found[1])
+    return value
+
+
+#: a JSON escape of a UTF-16 surrogate (``\ud800``); paired ones decode to one character, a lone one has no UTF-8
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored as UTF-8 text (JSON's ``"\\ud800"`` escape gives a lone surrogate), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode text (lone surrogate {value[exc.start]!r} at character {exc.start})"
+    return None
+
+
+def lone_surrogate(value: Any) -> tuple[str, str] | None:
+    """``(key path, reason)`` of the first string of a parsed JSON value, key or value, in document order, that has
+    no UTF-8 form (key paths as ``humans[0].parts.head.verb``; a bad key as ``parts.'\\ud800'``), or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            reason = text_problem(item)
+            if reason is not None:
+                return where, reason
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                if isinstance(key, str) and text_problem(key) is not None:
+                    return f"{where}.{key!a}".lstrip("."), f"key {text_problem(key)}"
+                children.append((child, f"{where}.{key}".lstrip(".")))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(child, f"{where}[{i}]") for i, child in enumerate(item)]))
+    return None
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from partwise.data.safe_json import text_problem as _text_problem
 from partwise.errors import InputError, Problem
 
 #: the keys an object's name may come under, the first one present wins
@@ -29,15 +30,6 @@ def _is_number(value: Any) -> bool:
 def _is_id(value: Any) -> bool:
     """An id the records can hold: an integer within int64 (a larger one was blamed on a chunk's first file)."""
     return isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
-
-
-def _text_problem(value: str) -> str | None:
-    """Why a string cannot be stored as UTF-8 text (JSON's ``"\\ud800"`` escape gives a lone surrogate), or None."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"not valid Unicode text (lone surrogate {value[exc.start]!r} at character {exc.start})"
-    return None
 
 
 def _box_problem(box: Any) -> str | None:
@@ -138,7 +130,7 @@ def parse_frame_bytes(data: bytes, path: str) -> Any:
     """Parse one per-frame file's bytes; :class:`InputError` (with the JSON line) when empty or not valid JSON."""
     from partwise.data import safe_json
 
-    return safe_json.loads(data, path, label="invalid JSON")
+    return safe_json.loads(data, path, label="invalid JSON", check_text=False)  # frame_problems names the part
 
 
 def load_frame(path: str | os.PathLike) -> dict:
