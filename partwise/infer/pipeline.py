@@ -13,8 +13,8 @@ Per input (a video, or an image seen as a one-frame video):
    :func:`partwise.models.person_detector.detect_people` on the keyframes, :data:`PREFETCH_KEYFRAMES` per batch,
    ``detector_threshold``, ``detector_nms_iou``, ``max_people``). Else the pose source (``--pose``): by default
    MoveNet MultiPose on the whole frame at its own resolution (:class:`partwise.infer.movenet_pose.MoveNetPose`:
-   embedded real weights; more than 6 people through two overlapping halves; CenterNet person boxes refined by
-   SinglePose crops when those are installed), or MediaPipe's single-person detector run repeatedly, blanking each
+   embedded real weights; more than 6 people through two overlapping halves, or, with CenterNet installed, crops
+   around its person boxes; people only CenterNet finds refined by SinglePose crops when installed), or MediaPipe's single-person detector run repeatedly, blanking each
    person found (the optional pose extra, :meth:`partwise.infer.pose.PoseEstimator.detect_all`).
 3. **Tracks.** :class:`partwise.infer.tracking.IoUTracker` over the keyframes of each video, on the person boxes
    grown by ``track_buffer`` box sizes per side (:func:`buffered_boxes`: at 1 Hz a walker moves more than a body
