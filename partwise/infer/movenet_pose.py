@@ -371,15 +371,10 @@ def _merge(passes: list[People], overlap: float) -> People:
     scores = np.concatenate([g.scores for g in passes])
     keypoints = np.concatenate([g.keypoints for g in passes]).reshape(-1, 17, 3)
     origin = np.concatenate([np.full(len(g), i) for i, g in enumerate(passes)])
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
         others = np.array([k for k in keep if origin[k] != origin[i]], dtype=np.int64)
-        if len(others):
-            wh = np.clip(np.minimum(boxes[others, 2:], boxes[i, 2:]) - np.maximum(boxes[others, :2], boxes[i, :2]),
-                         0, None)
-            inter = wh[:, 0] * wh[:, 1]
-            if (inter / np.maximum(np.minimum(area[others], area[i]), 1e-9)).max() > overlap:
-                continue
+        if len(others) and _overlap_of_smaller(boxes[i], boxes[others]).max() > overlap:
+            continue
         keep.append(int(i))
     return People(boxes[keep], scores[keep], keypoints[keep])
