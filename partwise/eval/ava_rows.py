@@ -8,7 +8,7 @@ from typing import Any, Collection, Iterable, Mapping
 
 import numpy as np
 
-from partwise.data.ava.table import AvaCsv
+from partwise.data.ava.table import MAX_TIMESTAMP, AvaCsv
 from partwise.errors import InputError
 
 
@@ -148,6 +148,10 @@ def read_exclusions(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
                     raise InputError(path, number, f"timestamp is not a number: {row[1]!r}") from None
                 if not np.isfinite(second):
                     raise InputError(path, number, f"timestamp is not finite: {row[1]!r}")
+                if abs(second) >= MAX_TIMESTAMP:
+                    raise InputError(path, number, f"timestamp {row[1]} out of range (|t| < {MAX_TIMESTAMP:.0e} s)")
+                if not row[0].strip():
+                    raise InputError(path, number, "empty video id")
                 videos.append(row[0].strip())
                 seconds.append(second)
     except OSError as exc:
@@ -160,9 +164,9 @@ def read_exclusions(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 def _check_rows(rows: AvaCsv, kind: str) -> None:
     """Reject what would break the arithmetic (in-memory inputs skip the CSV reader's checks): non-finite
     timestamps or boxes, 8-column detections without a score. Raises InputError naming the first bad line."""
-    bad = ~np.isfinite(rows.timestamp)
+    bad = ~np.isfinite(rows.timestamp) | (np.abs(rows.timestamp) >= MAX_TIMESTAMP)
     bad |= (rows.n_columns != 2) & ~np.isfinite(rows.boxes).all(axis=1)
-    reason = "timestamp or box is not a finite number"
+    reason = f"timestamp or box is not a finite number (timestamps: |t| < {MAX_TIMESTAMP:.0e} s)"
     if kind == "det":
         no_score = (rows.n_columns == 8) & np.isnan(rows.score)
         if no_score.any() and not bad.any():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from partwise.cli import main as cli_main
-from partwise.errors import ConfigError
+from partwise.errors import ConfigError, InputError
 from partwise.eval import ava
 from partwise.eval.ava import evaluate, make_rows
 from partwise.vocab import read_label_map
@@ -275,6 +275,20 @@ def test_exclusions_file(tmp_path):
     gt = [("v", 902, A, 1), ("v", 903, B, 1)]
     det = [("v", 902, A, 1, 0.8), ("v", 903, B, 1, 0.9)]
     assert run(gt, det, "mmaction2", exclusions=tmp_path / "excl.csv").per_class["1"] == 0.5
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("v,12345678901234567890", "line 2: timestamp 12345678901234567890 out of range (|t| < 1e+12 s)"),
+    (",0904", "line 2: empty video id"),
+    ("v,nan", "line 2: timestamp is not finite"),
+])
+def test_a_bad_exclusions_line_is_named(tmp_path, line, reason):
+    """A 20-digit second reached the keyframe keys as an int64 overflow (a RuntimeWarning, then a wrong key)."""
+    (tmp_path / "excl.csv").write_text(f"v,0903\n{line}\n")
+    gt, det = [("v", 902, A, 1)], [("v", 902, A, 1, 0.8)]
+    with pytest.raises(InputError) as err:
+        run(gt, det, "mmaction2", exclusions=tmp_path / "excl.csv")
+    assert str(err.value).startswith(f"{tmp_path / 'excl.csv'}:{reason}")
 
 
 def test_slowfast_matches_in_file_order():
