@@ -375,6 +375,18 @@ def test_an_object_name_that_is_not_text_names_its_file_and_key(tree_copy, name)
     assert [(p.path, p.where) for p in tps.validate(tree_copy)] == [(str(path), "humans[0].objects[0].name")]
 
 
+def test_frame_objects_named_under_different_keys_keep_every_name(tree_copy):
+    """One frame names its object under "name", the next under "class": each object keeps its own name (the Arrow
+    path took the chunk's first name column and left the other object's name empty)."""
+    for index, (key, value) in enumerate([("name", "ball"), ("class", "rope")], 1):
+        frame_path(tree_copy, "hopscotch", VID_B, index).write_text(
+            '{"humans": [{"box": [1, 2, 30, 40], "parts": {"hip": {"box": [1, 2, 3, 4], "verb": "x"}}}],'
+            ' "objects": [{"box": [1, 1, 2, 2], "' + key + '": "' + value + '"}]}')
+    rows = [r for r in tps.read_records(tree_copy).to_pylist() if r["video_id"] == VID_B and r["frame_index"] <= 2]
+    assert sorted((r["frame_index"], [o["class_name"] for o in r["objects"]]) for r in rows) == [
+        (1, ["ball"]), (2, ["rope"])]
+
+
 def test_validate_clean_inputs_and_evaluator_files(tree, fixtures_dir):
     assert tps.validate(tree) == []
     base = fixtures_dir / "tps_eval_small"

@@ -261,6 +261,10 @@ def _arrow_frame_objects(table: pa.Table, file_of_human: np.ndarray) -> dict[str
     if box is None:
         raise _Malformed
     name = pa.nulls(len(values), pa.string())
+    if sum(_struct_field(values, key) is not None for key in _OBJECT_NAME_KEYS) > 1:
+        # objects named under different keys ("name" here, "class" there): per object the first key present wins,
+        # which a struct column (absent = null) cannot tell -- the Python path can
+        raise _Malformed
     for key in _OBJECT_NAME_KEYS:
         field = _struct_field(values, key)
         if field is not None:
