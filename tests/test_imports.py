@@ -40,7 +40,7 @@ ROOT = Path(partwise.__file__).parent
 #: (it imports the API on first attribute access), so it sits on top.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors", ("errors",)),
-    ("foundation", ("io", "progress", "clihelp", "memory")),
+    ("foundation", ("io", "progress", "clihelp", "memory", "distributed")),
     ("vocab/ops", ("vocab", "ops")),
     ("data", ("data",)),
     ("eval/models/synth", ("eval", "models", "synth")),

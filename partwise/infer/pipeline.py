@@ -506,11 +506,11 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
 
 
 def _barrier() -> None:
-    """Wait for every torchrun rank, then take the gloo process group down: one left alive at interpreter exit
-    aborts the process ("terminate called without an active exception") on some runs."""
+    """Wait for every torchrun rank, then take the gloo process group down (:mod:`partwise.distributed`)."""
     import torch.distributed as dist
+
+    from partwise.distributed import shut_down_process_group
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
-    dist.barrier()
-    dist.destroy_process_group()
+    shut_down_process_group()

@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from partwise.distributed import shut_down_process_group
 from partwise.errors import ConfigError
 from partwise.io import atomic_write
 from partwise.train.config import check_range
@@ -343,11 +344,9 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, run: RunConfig, o
     if bar is not None:
         bar.close()
     if world > 1:
-        # rank 0 goes on to evaluate alone; a process group still alive when a rank's interpreter exits aborts it
-        # ("terminate called without an active exception") on some runs
+        # rank 0 goes on to evaluate alone: the group is taken down here, on every rank together
         del wrapped
-        dist.barrier()
-        dist.destroy_process_group()
+        shut_down_process_group()
     if rank == 0:
         write_metrics(out_dir, history)
         if history:  # max_steps 0 evaluates the init weights without a step

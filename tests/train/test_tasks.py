@@ -127,9 +127,9 @@ def test_two_process_torchrun_matches_one_process(tmp_path, synth_root):
     _run_in_process(tmp_path / "one", synth_root, *extra)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     cmd = _train_cmd(tmp_path / "two", synth_root, *extra)
-    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", *cmd[2:]], env=ENV,
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "--tee", "3", "-m", *cmd[2:]], env=ENV,
                          capture_output=True, text=True, timeout=300)
-    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-6000:]  # with --tee 3 each rank's own lines are in it
     h1 = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["history"]
     h2 = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["history"]
     assert len(h1) == len(h2) == 6
