@@ -126,7 +126,6 @@ def make_object_source(spec: str | None, threshold: float = OBJECT_THRESHOLD, po
     from ``person_detector``), the network is shared."""
     from partwise.errors import ConfigError
     from partwise.models import weights
-    from partwise.models.centernet import CenterNet
 
     if spec is None or spec == "none":
         return None
@@ -137,11 +136,8 @@ def make_object_source(spec: str | None, threshold: float = OBJECT_THRESHOLD, po
     entry = weights.KNOWN_WEIGHTS.get(str(spec))
     if entry is not None and entry.name != "centernet":
         raise ConfigError(f"--objects {spec}: only the CenterNet object detector (centernet) can be run")
-    shared = getattr(pose, "detector", None)
-    if isinstance(shared, (CenterNet, SharedCenterNet)) and spec == "centernet" and person_detector in (
-            "auto", "centernet"):
-        if isinstance(shared, CenterNet):
-            shared = pose.detector = SharedCenterNet(shared)
+    shared = getattr(pose, "detector", None)  # MoveNetPose keeps its CenterNet as a SharedCenterNet
+    if isinstance(shared, SharedCenterNet) and spec == "centernet" and person_detector in ("auto", "centernet"):
         return ObjectSource(spec, threshold, net=shared)
     return ObjectSource(spec, threshold)
 

@@ -14,7 +14,7 @@ them) or on a human. Unknown keys are tolerated and ignored. Missing core keys, 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterator
 
 from partwise.data.safe_json import text_problem as _text_problem
 from partwise.errors import InputError, Problem
@@ -52,6 +52,17 @@ def _required_box_problems(entry: dict, path: str, key: str) -> list[Problem]:
     return [] if reason is None else [Problem(path, f"{key}.box", reason)]
 
 
+def _entries(items: list, path: str, where: str, out: list[Problem]) -> Iterator[tuple[str, dict]]:
+    """``(key path, entry)`` of each JSON object in the list ``items``; an item that is not one becomes a problem in
+    ``out``, in order."""
+    for k, item in enumerate(items):
+        key = f"{where}[{k}]"
+        if isinstance(item, dict):
+            yield key, item
+        else:
+            out.append(Problem(path, key, f"must be an object, got {type(item).__name__}"))
+
+
 def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
     """Problems of an ``objects`` value (frame- or human-level); null means no objects, as in Arrow's reading.
     The one check of ``objects`` for validate and for both ingest paths."""
@@ -59,12 +70,8 @@ def _objects_problems(objects: Any, path: str, where: str) -> list[Problem]:
         return []
     if not isinstance(objects, list):
         return [Problem(path, where, f"must be a list, got {type(objects).__name__}")]
-    out = []
-    for k, obj in enumerate(objects):
-        key = f"{where}[{k}]"
-        if not isinstance(obj, dict):
-            out.append(Problem(path, key, f"must be an object, got {type(obj).__name__}"))
-            continue
+    out: list[Problem] = []
+    for key, obj in _entries(objects, path, where, out):
         out += _required_box_problems(obj, path, key)
         name_key = next((k for k in _OBJECT_NAME_KEYS if k in obj), None)
         name = obj[name_key] if name_key is not None else None
@@ -89,11 +96,7 @@ def frame_problems(frame: Any, path: str) -> list[Problem]:
     out: list[Problem] = []
     if "objects" in frame:
         out += _objects_problems(frame["objects"], path, "objects")
-    for i, human in enumerate(humans):
-        key = f"humans[{i}]"
-        if not isinstance(human, dict):
-            out.append(Problem(path, key, f"must be an object, got {type(human).__name__}"))
-            continue
+    for key, human in _entries(humans, path, "humans", out):
         out += _required_box_problems(human, path, key)
         number = human.get("number")
         if number is not None and not _is_id(number):
