@@ -15,6 +15,13 @@ then times, alternating, as separate processes started the same way (``python FI
 * ``partwise``: ``partwise data ingest kinetics-tps TREE --out STORE --no-progress`` -- walk, parse, validate,
   build the person table and write the store (Parquet shards and manifest).
 
+Two bounds, not peers, show what any ingest built on pyarrow pays, whatever it does besides (``--bounds``):
+
+* bound ``imports``: ``import numpy, pyarrow, pyarrow.json, pyarrow.parquet`` and exit;
+* bound ``arrow``: list the tree, read every file, parse 4,096 at a time with ``pyarrow.json`` and write the parsed
+  nested table to Parquet -- no validation, no person rows, no store. Where the bare loop beats this bound, it
+  beats every Arrow-based ingest; the printout gives the bare loop / bound ratio.
+
 Each contender's wall time, CPU time (the child's user + system, from ``os.wait4``) and peak RSS (the child's
 ``ru_maxrss``) are printed, median over ``--repeat`` rounds after one warm-up round (page cache warm for all), and
 the ratios peer / partwise (above 1: partwise is faster or smaller). partwise parses on ``pyarrow.cpu_count()``
@@ -50,6 +57,31 @@ PEER = r'''
 import json, os, sys
 
 root, out, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+if kind == "imports":  # bound, not a peer: what any ingest built on pyarrow pays before it reads a file
+    import numpy, pyarrow, pyarrow.json, pyarrow.parquet
+    sys.exit(0)
+if kind == "arrow":  # bound, not a peer: the least an Arrow-based ingest does (no checks, no person rows)
+    import pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        paths += [os.path.join(dirpath, n) for n in sorted(filenames) if n.startswith("img_") and n.endswith(".json")]
+    schema = writer = None
+    for start in range(0, len(paths), 4096):
+        blobs = []
+        for path in paths[start:start + 4096]:
+            fd = os.open(path, os.O_RDONLY)
+            blobs.append(os.read(fd, 1 << 16))  # the generated files are about 1 KiB
+            os.close(fd)
+        data = b"\n".join(blobs)  # the generated files hold no line break
+        table = pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(use_threads=False,
+                                                                                 block_size=len(data) + 1),
+                             parse_options=pj.ParseOptions(explicit_schema=schema) if schema else None)
+        schema = table.schema
+        writer = writer or pq.ParquetWriter(out, schema, compression="zstd")
+        writer.write_table(table)  # the parsed nested table as it is
+    writer.close()
+    sys.exit(0)
 if kind == "bare":  # json.load every file, keep and write nothing: the floor of any such loop
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -185,10 +217,14 @@ def bench_size(root: str, n_files: int, args: argparse.Namespace, work: str, pee
                                        peer_env),
         "peer parquet": lambda: run_child([sys.executable, peer_script, root, os.path.join(work, "peer.parquet"),
                                            "parquet"], peer_env),
+        "bound imports": lambda: run_child([sys.executable, peer_script, root, "-", "imports"], peer_env),
+        "bound arrow": lambda: run_child([sys.executable, peer_script, root, os.path.join(work, "bound.parquet"),
+                                          "arrow"], peer_env),
         "partwise": lambda: run_child([sys.executable, "-m", "partwise", "data", "ingest", "kinetics-tps", root,
                                        "--out", store, "--no-progress"], env),
     }
-    names = [n for n in contenders if n == "partwise" or n.split()[1] in args.peers]
+    names = [n for n in contenders if n == "partwise" or n.split()[1] in (args.bounds if n.startswith("bound")
+                                                                             else args.peers)]
     results: dict[str, list[dict]] = {n: [] for n in names}
     for round_ in range(args.repeat + 1):  # round 0 warms the page cache and is not counted
         order = names[round_ % len(names):] + names[:round_ % len(names)]  # rotate who goes first
@@ -215,7 +251,12 @@ def bench_size(root: str, n_files: int, args: argparse.Namespace, work: str, pee
     ours_s = next(s for s in summary if s["name"] == "partwise")
     for s in summary:
         line = f"  {s['name']:<13} wall {s['wall']:6.2f} s   CPU {s['cpu']:6.2f} s   peak RSS {s['rss']:7.1f} MiB"
-        if s is not ours_s:
+        if s["name"].startswith("bound"):
+            bare = next((b for b in summary if b["name"] == "peer bare"), None)
+            line += f"   {s['cpu'] / ours_s['cpu']:.0%} of partwise's CPU"
+            if bare:
+                line += f"; the bare loop / this bound: CPU {bare['cpu'] / s['cpu']:.2f}x"
+        elif s is not ours_s:
             line += (f"   ratio peer/partwise: wall {s['wall'] / ours_s['wall']:.2f}x, CPU {s['cpu'] / ours_s['cpu']:.2f}x, "
                      f"RSS {s['rss'] / ours_s['rss']:.2f}x")
         print(line)
@@ -237,8 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default="bare,loop,parquet",
                         help="peer variants to run: bare (json.load only), loop (rows pickled), parquet (rows as "
                              "Parquet); default all three")
+    parser.add_argument("--bounds", default="imports,arrow",
+                        help="bounds of an ingest built on pyarrow, not peers: imports (import numpy and pyarrow's "
+                             "JSON and Parquet modules, nothing else), arrow (read every file, parse with pyarrow.json, "
+                             "write the parsed table: no checks, no person rows); default both, '' for none")
     args = parser.parse_args(argv)
     args.peers = {p.strip() for p in args.peers.split(",") if p.strip()}
+    args.bounds = {p.strip() for p in args.bounds.split(",") if p.strip()}
     sizes = [int(s) for s in args.sizes.split(",")]
 
     base = args.dir or tempfile.mkdtemp(prefix="tps-ingest-")
@@ -249,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(PEER)
         if importlib.util.find_spec("pyarrow") is None:  # (not imported here: see CHECK)
             args.peers.discard("parquet")
-            print("peer parquet: pyarrow is not installed for this Python; skipped")
+            args.bounds.clear()
+            print("peer parquet and the bounds: pyarrow is not installed for this Python; skipped")
         cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                          "?") if os.path.exists("/proc/cpuinfo") else "?"
         print(f"machine: {os.cpu_count()} cores ({cpu_model}), Python {sys.version.split()[0]}; load average "

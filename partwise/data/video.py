@@ -61,10 +61,10 @@ from partwise.data.video_reader import VideoInfo, VideoReader, frame_times, iter
 from partwise.data.video_sampling import (AVA_FILENAME_TEMPLATE, AVA_FPS, AVA_SHOT_INFO, AVA_TIMESTAMP_END,
                                           AVA_TIMESTAMP_START, ava_clip_indices, ava_kinetics_sampling, clip_around,
                                           frame_filename, sec_to_frame)
-from partwise.data.video_write import rgb_to_yuv420p, write_video
+from partwise.data.video_write import write_video
 
 __all__ = [
     "AVA_FILENAME_TEMPLATE", "AVA_FPS", "AVA_SHOT_INFO", "AVA_TIMESTAMP_END", "AVA_TIMESTAMP_START", "VideoInfo",
     "VideoReader", "ava_clip_indices", "ava_kinetics_sampling", "clip_around", "extract_frames", "frame_filename",
-    "frame_times", "iter_frames", "probe", "read_frames", "rgb_to_yuv420p", "sec_to_frame", "write_video",
+    "frame_times", "iter_frames", "probe", "read_frames", "sec_to_frame", "write_video",
 ]

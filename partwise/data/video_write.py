@@ -26,25 +26,6 @@ def _av():
     return av
 
 
-def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
-    """BT.601 limited-range YUV 4:2:0 of an ``(H, W, 3)`` uint8 RGB frame (even ``H``, ``W``), as the planar
-    ``(H * 3 // 2, W)`` uint8 array PyAV takes for ``yuv420p``: Y rows, then U, then V (chroma averaged over 2x2).
-
-    Integer arithmetic in numpy, so equal frames give equal bytes on every run and machine.
-    """
-    rgb = frame.astype(np.int32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
-    h, w = y.shape
-    # Chroma of the 2x2 block mean (sum of 4, so scale the rounding constant and shift by 2 more).
-    blocks = rgb[0::2, 0::2] + rgb[1::2, 0::2] + rgb[0::2, 1::2] + rgb[1::2, 1::2]
-    rs, gs, bs = blocks[..., 0], blocks[..., 1], blocks[..., 2]
-    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
-    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
-    planes = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)])
-    return np.clip(planes, 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
-
-
 #: frames queued ahead of the encoder thread (bounds memory: a few RGB frames)
 ENCODE_QUEUE = 8
 _STOP = object()
@@ -110,7 +91,7 @@ def write_video(
 
     ``gop`` is the keyframe interval (short GOPs keep seeks cheap); ``codec`` ``libx264`` (yuv420p, so ``H`` and
     ``W`` must be even) or ``mpeg4``. RGB goes to BT.601 limited-range yuv420p through FFmpeg's swscale (5x faster
-    than :func:`rgb_to_yuv420p`); conversion and encoding run in a background thread while the next frames are
+    than a colour conversion in numpy); conversion and encoding run in a background thread while the next frames are
     produced, and encoding is single-threaded so the same frames give the same bytes. Returns the number of frames
     written.
     """

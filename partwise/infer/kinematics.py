@@ -18,12 +18,14 @@ arms        elbow angle (shoulder-elbow-wrist) closing faster than ``angle_rate`
 hands       wrist above the nose -> ``raise``; wrist speed above ``swing_speed`` -> ``swing``; wrist rising faster
             than ``lift_speed`` -> ``lift``; else ``none``
 legs        knee angle (hip-knee-ankle) closing faster than ``angle_rate`` -> ``bend``, opening -> ``unbend``; ankle
-            moving faster than ``step_speed`` -> ``step``; knee straighter than ``straight_knee`` degrees with an
-            upright trunk -> ``stand``; else ``none``
+            moving faster than ``step_speed`` -> ``step``; knee straighter than ``straight_knee`` degrees, thigh
+            within ``support_thigh`` of vertical, upright trunk -> ``stand``; else ``none``
 feet        ankle moving faster than ``step_speed`` -> ``step``; ankle higher than the other by ``raise_height``
             -> ``raise``; else ``none``
 hip         trunk more than ``stoop_angle`` degrees from vertical -> ``stoop``; a thigh within ``sit_thigh`` of
-            horizontal (|hip y - knee y| < sit_thigh * s) -> ``sit``; both knees straight -> ``stand``; else ``none``
+            horizontal (|hip y - knee y| < sit_thigh * s) while the other leg does not carry the body (its thigh
+            within ``support_thigh`` degrees of vertical, knee below the hip: a kick, a run, a high step) -> ``sit``;
+            both knees straight -> ``stand``; else ``none``
 head        the nose's horizontal offset from the shoulder midpoint (in shoulder widths) changing faster than
             ``turn_rate`` per second -> ``turn``; nose rising relative to the shoulders faster than ``lift_speed``
             -> ``raise``; else ``none``
@@ -53,6 +55,7 @@ class Thresholds:
     straight_knee: float = 160.0  # degrees
     stoop_angle: float = 40.0  # degrees from vertical
     sit_thigh: float = 0.25  # body scales
+    support_thigh: float = 30.0  # degrees from vertical: a thigh this upright carries the body (not sitting)
     turn_rate: float = 0.8  # shoulder widths per second
 
 
@@ -104,6 +107,11 @@ def kinematic_states(keypoints: np.ndarray, fps: float, thresholds: Thresholds =
     nose_rise = -_rate((xy[:, NOSE, 1] - shoulder_mid[:, 1]) / scale, fps, th.window_s)
     straight = {side: knee_angle[side] > th.straight_knee for side in knee_angle}
     upright = trunk_angle < th.stoop_angle
+    supporting = {}
+    for side, (hip, knee) in {"left": (L_HIP, L_KNEE), "right": (R_HIP, R_KNEE)}.items():
+        thigh = xy[:, knee] - xy[:, hip]
+        from_vertical = np.degrees(np.arctan2(np.abs(thigh[:, 0]), thigh[:, 1]))  # 0: knee straight below the hip
+        supporting[side] = (from_vertical < th.support_thigh) & ok[:, [hip, knee]].all(axis=1)
     joints = {"left": (L_SHOULDER, L_ELBOW, L_WRIST, L_HIP, L_KNEE, L_ANKLE),
               "right": (R_SHOULDER, R_ELBOW, R_WRIST, R_HIP, R_KNEE, R_ANKLE)}
     frames: list[dict[str, str]] = []
@@ -112,8 +120,11 @@ def kinematic_states(keypoints: np.ndarray, fps: float, thresholds: Thresholds =
         if ok[t, [NOSE, L_SHOULDER, R_SHOULDER]].all():
             states["head"] = "turn" if nose_turn[t] > th.turn_rate else "raise" if nose_rise[t] > th.lift_speed else "none"
         if torso_ok[t] and ok[t, [L_KNEE, R_KNEE]].all():
-            thigh_flat = min(abs(xy[t, L_HIP, 1] - xy[t, L_KNEE, 1]), abs(xy[t, R_HIP, 1] - xy[t, R_KNEE, 1])) < th.sit_thigh * scale
-            states["hip"] = ("stoop" if not upright[t] else "sit" if thigh_flat
+            flat = {side: abs(xy[t, hip, 1] - xy[t, knee, 1]) < th.sit_thigh * scale
+                    for side, (hip, knee) in {"left": (L_HIP, L_KNEE), "right": (R_HIP, R_KNEE)}.items()}
+            # a thigh raised flat while the other leg carries the body is a kick or a step, not a seat
+            sitting = (flat["left"] and not supporting["right"][t]) or (flat["right"] and not supporting["left"][t])
+            states["hip"] = ("stoop" if not upright[t] else "sit" if sitting
                              else "stand" if straight["left"][t] and straight["right"][t] else "none")
         for side, (sh, el, wr, hp, kn, an) in joints.items():
             other_ankle = R_ANKLE if side == "left" else L_ANKLE
@@ -128,7 +139,8 @@ def kinematic_states(keypoints: np.ndarray, fps: float, thresholds: Thresholds =
                 rate = knee_rate[side][t]
                 states[f"{side}_leg"] = ("bend" if rate < -th.angle_rate else "unbend" if rate > th.angle_rate
                                          else "step" if speed[t, an] > th.step_speed
-                                         else "stand" if straight[side][t] and upright[t] else "none")
+                                         else "stand" if straight[side][t] and upright[t] and supporting[side][t]
+                                         else "none")
             if ok[t, an]:
                 higher = ok[t, other_ankle] and (xy[t, other_ankle, 1] - xy[t, an, 1]) > th.raise_height * scale
                 states[f"{side}_foot"] = "step" if speed[t, an] > th.step_speed else "raise" if higher else "none"

@@ -56,6 +56,19 @@ def test_hand_raised_above_the_head():
 def test_sitting_and_stooping_hip():
     sit, fps = sequence(lambda s: {13: (62, 0), 14: (38, 0), 15: (62, 50), 16: (38, 50)})
     assert middle(kinematic_states(sit, fps))["hip"] == "sit"
+    # one thigh raised flat while the other carries the body, straight or bent below the hip (a kick, a run with
+    # the ball as in OpenCV's messi5.jpg): not a seat
+    for support in ({}, {14: (-30, 47), 16: (12, 77)}):
+        kick, fps = sequence(lambda s, support=support: {13: (62, 0), 15: (95, 35), **support})
+        assert middle(kinematic_states(kick, fps))["hip"] != "sit"
+    # a straight leg held out level is not a standing leg
+    level, fps = sequence(lambda s: {13: (62, 0), 15: (112, 5)})
+    states = middle(kinematic_states(level, fps))
+    assert states["left_leg"] == "none" and states["right_leg"] == "stand" and states["hip"] != "sit"
+    # the same raised thigh while the other thigh is slanted (43 degrees) or flat too: a seat
+    for other in ({14: (-50, 40), 16: (-50, 90)}, {14: (-62, 5), 16: (-112, 10)}):
+        seated, fps = sequence(lambda s, other=other: {13: (62, 0), 15: (62, 50), **other})
+        assert middle(kinematic_states(seated, fps))["hip"] == "sit"
     stoop, fps = sequence(lambda s: {5: (90, -70), 6: (50, -70), 0: (75, -95)})  # trunk 45 deg from vertical
     states = middle(kinematic_states(stoop, fps))
     assert states["hip"] == "stoop" and states["left_leg"] != "stand"

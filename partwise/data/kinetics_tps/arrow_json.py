@@ -21,13 +21,18 @@ from partwise.data.kinetics_tps.columns import _OBJECT_NAME_KEYS, _Arrays, _chec
 from partwise.data.kinetics_tps.layout import VideoDir
 
 
-def _list_boxes(boxes: pa.Array) -> np.ndarray:
-    """A ``list<number>`` array with exactly 4 non-null numbers per row -> (n, 4) float64, else ``_Malformed``."""
+def _check_number_lists(boxes: pa.Array) -> None:
+    """``_Malformed`` unless ``boxes`` is a list array of numbers (or of nulls only)."""
     if not (pa.types.is_list(boxes.type) or pa.types.is_large_list(boxes.type)):
         raise _Malformed
     value_type = boxes.type.value_type
     if not (pa.types.is_integer(value_type) or pa.types.is_floating(value_type) or pa.types.is_null(value_type)):
         raise _Malformed
+
+
+def _list_boxes(boxes: pa.Array) -> np.ndarray:
+    """A ``list<number>`` array with exactly 4 non-null numbers per row -> (n, 4) float64, else ``_Malformed``."""
+    _check_number_lists(boxes)
     if boxes.null_count:
         raise _Malformed
     lengths = pc.list_value_length(boxes).to_numpy(zero_copy_only=False)
@@ -43,16 +48,12 @@ def _present_boxes(boxes: pa.Array, present: np.ndarray) -> np.ndarray:
     """:func:`_list_boxes` of the rows where ``present`` (a part of that name) is true, read from the values of the
     whole array instead of a filtered copy: the present rows must hold the boxes and the others be null (as Arrow's
     reader leaves the box of an absent part)."""
-    if not (pa.types.is_list(boxes.type) or pa.types.is_large_list(boxes.type)):
-        raise _Malformed
+    _check_number_lists(boxes)
     valid = boxes.is_valid().to_numpy(zero_copy_only=False)
     if (present & ~valid).any():
         raise _Malformed
     if (valid & ~present).any():  # not what the reader gives: the general way
         return _list_boxes(boxes.filter(pa.array(present)))
-    value_type = boxes.type.value_type
-    if not (pa.types.is_integer(value_type) or pa.types.is_floating(value_type) or pa.types.is_null(value_type)):
-        raise _Malformed
     if (np.diff(boxes.offsets.to_numpy())[present] != 4).any():
         raise _Malformed
     values = boxes.flatten()  # the values of the non-null rows, i.e. of the present ones, in order
