@@ -115,6 +115,12 @@ def _open(path: str | os.PathLike):
     return container, stream
 
 
-def _fps(stream) -> float:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+def _fps(stream, timestamps_usable: bool = True) -> float:
+    """The stream's frame rate. FFmpeg's average rate is frames over the span of their timestamps: when those are
+    unusable (repeated, missing) it is nonsense -- 90 frames all stamped 0 give 2700 fps -- and the rate coded in the
+    stream (H.264's timing info, MPEG-4's frame rate) or FFmpeg's guess from it comes first."""
+    if timestamps_usable:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    else:
+        rate = stream.codec_context.framerate or stream.guessed_rate or stream.base_rate or stream.average_rate
     return float(rate) if rate else 0.0

@@ -105,7 +105,7 @@ def _build_index(path: Path, container, stream) -> tuple[_Index, bool]:
 def _timing(sorted_pts: np.ndarray | None, n: int, stream) -> dict:
     """``times`` (each frame's, s after frame 0), ``fps``, ``duration`` and ``variable_rate`` of a stream; from
     the pts when ``sorted_pts`` is given. A variable-rate stream's fps is its mean rate."""
-    fps = _fps(stream)
+    fps = _fps(stream, timestamps_usable=sorted_pts is not None)
     time_base = stream.time_base
     if sorted_pts is not None and time_base and n > 1:
         times = (sorted_pts - sorted_pts[0]).astype(np.float64) * float(time_base)

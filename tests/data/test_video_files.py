@@ -214,6 +214,30 @@ def test_vfr_times_duration_and_rate(files):
     np.testing.assert_allclose(V.frame_times(files["avi"]), np.arange(N) / 30)
 
 
+def test_an_mp4_whose_frames_all_carry_pts_0_keeps_its_coded_rate(tmp_path):
+    """Frames encoded without timestamps: the MP4 muxer stores pts 0 for every one, and FFmpeg's average rate (frames
+    over their time span) comes out absurd (here 90 frames over 0.1 s: 900 fps). The rate coded in the H.264 stream
+    (30 fps) times them instead: ``partwise run`` took one keyframe from 15 s of such a video."""
+    path = tmp_path / "no_pts.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for k in range(N):
+            frame = av.VideoFrame.from_ndarray(pattern(k), format="rgb24")
+            frame.time_base, frame.pts = Fraction(1, 10240), None  # as frames re-encoded from a decoder may come
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert {f.pts for f in container.decode(stream)} == {0} and float(stream.average_rate) > 100
+    info = V.probe(path)
+    assert (info.fps, info.num_frames) == (30, N) and info.duration == pytest.approx(N / 30)
+    np.testing.assert_allclose(V.frame_times(path), np.arange(N) / 30)
+    assert [spelled(f) for f in V.read_frames(path, [0, 45, 89])] == [0, 45, 89]
+
+
 def jpeg_values(folder: Path) -> list[int]:
     return [spelled(np.asarray(Image.open(p).convert("RGB"))) for p in sorted(folder.iterdir())]
 
