@@ -17,6 +17,10 @@ gives each frame's time; a variable-rate file's ``fps`` is its mean rate. Frame 
 convention ``img_%05d.jpg`` numbered from ``start_index`` (1 for AVA and Kinetics-TPS), so file
 ``img_00001.jpg`` holds frame index 0.
 
+Frames come out upright, as players and ``ffmpeg`` show them: a file stored turned with a display matrix (a phone's
+portrait video is stored sideways) is turned back, and :func:`probe` gives the upright width and height. Where the
+timestamps cannot be used (every frame stamped 0), the frame rate is the one coded in the stream.
+
 AVA clip sampling (mmaction2 ``SampleAVAFrames``)
 -------------------------------------------------
 :func:`ava_clip_indices` returns *file numbers* (the ``N`` of ``img_N``), computed as mmaction2 does:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from partwise.data.video_ffmpeg import _ffmpeg_log
-from partwise.data.video_reader import _Reader, _Reindexed, _to_rgb
+from partwise.data.video_reader import _Reader, _Reindexed
 from partwise.data.video_sampling import AVA_FILENAME_TEMPLATE, AVA_FPS
 from partwise.errors import ConfigError
 
@@ -74,7 +74,6 @@ def extract_frames(
     with _Reader(video_path) as reader:
         if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
             raise ConfigError(f"{out_dir}: exists and is not empty (pass overwrite=True to replace it)")
-        height, width = reader.height, reader.width
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
@@ -92,7 +91,7 @@ def extract_frames(
                 try:
                     with _ffmpeg_log():
                         for s in sorted(positions):
-                            image = Image.fromarray(_to_rgb(reader.frame(s), width, height))
+                            image = Image.fromarray(reader.rgb(reader.frame(s)))
                             for j in positions[s]:
                                 image.save(tmp / name_template.format(start_index + j), format="JPEG", quality=quality)
                                 bar.update(1)

@@ -58,6 +58,9 @@ class _Index:
     seek_by_dts: bool = False  # seeking by pts landed after the keyframe once: seek by dts
     seek_broken: bool = False  # a seek gave frames out of order once: decode from the start
     skip_broken: bool = False  # frames came out wrong while unwanted ones were skipped: never skip them again
+    # quarter turns counter-clockwise that show the frames upright (the display matrix; 0-3); None: not known yet
+    # (it comes with a decoded frame, and a demuxed index decodes none)
+    turns: int | None = None
 
     @property
     def n(self) -> int:
@@ -100,6 +103,31 @@ def _build_index(path: Path, container, stream) -> tuple[_Index, bool]:
         _INDEX_CACHE.move_to_end(key)
         return _INDEX_CACHE[key], False
     return _remember(key, _demux_index(path, container, stream)), True
+
+
+def _turns(rotation) -> int:
+    """Quarter turns (counter-clockwise, 0-3) of a frame's display rotation in degrees (PyAV's ``frame.rotation``,
+    counter-clockwise; absent before PyAV 13: no turn)."""
+    return int(round(float(rotation or 0) / 90)) % 4
+
+
+def _first_frame_turns(path: Path) -> int:
+    """:func:`_turns` of the file's first decodable frame (a phone's portrait video is stored sideways with a
+    display matrix, which every player and ``ffmpeg`` honour); 0 when none decodes (reading will say why)."""
+    av = _av()
+    try:
+        container, stream = _open(path)
+    except InputError:
+        return 0
+    try:
+        with _ffmpeg_log():
+            for frame in container.decode(stream):
+                return _turns(getattr(frame, "rotation", 0))
+    except av.error.FFmpegError:
+        pass
+    finally:
+        container.close()
+    return 0
 
 
 def _timing(sorted_pts: np.ndarray | None, n: int, stream) -> dict:
@@ -194,11 +222,14 @@ def _decoding_index(path: Path, pts: np.ndarray, dts: np.ndarray, key: np.ndarra
     av = _av()
     container, stream = _open(path)
     labels = []
+    turns = None
     try:
         with _ffmpeg_log() as logs:
             try:
                 for frame in container.decode(stream):
                     labels.append(_NO_PTS if frame.pts is None else frame.pts)
+                    if turns is None:
+                        turns = _turns(getattr(frame, "rotation", 0))
             except av.error.FFmpegError as exc:
                 raise InputError(path, None, f"corrupt video: decoding failed near frame {len(labels)} "
                                              f"({_reason(exc, logs)})") from None
@@ -229,4 +260,4 @@ def _decoding_index(path: Path, pts: np.ndarray, dts: np.ndarray, key: np.ndarra
     finally:
         container.close()
     return _Index(labels=labels_a, keys=keys, key_pos=key_pos, seek_pos=seek_pos, seek_ts=seek_ts, by_decoding=True,
-                  declared=declared, **timing)
+                  declared=declared, turns=turns, **timing)

@@ -15,7 +15,7 @@ import numpy as np
 
 from partwise.data.video_ffmpeg import _av, _ffmpeg_log, _open, _reason
 from partwise.data.video_index import (_INDEX_CACHE, _NO_PTS, _Index, _build_index, _cache_key, _decoding_index,
-                                       _demux_packets, _remember)
+                                       _demux_packets, _first_frame_turns, _remember, _turns)
 from partwise.errors import InputError
 
 
@@ -88,7 +88,7 @@ class _Reader:
             self.container.close()
             raise
         ctx = self.stream.codec_context
-        self.width, self.height = int(ctx.width), int(ctx.height)  # output size (the first frame's)
+        self.coded_size = (int(ctx.width), int(ctx.height))  # the decoder's frame size (the first frame's)
         self.frames = None  # iterator of (index, frame) from the current start, or None
         self.next = -1  # index of the frame self.frames gives next
         self.attempt = 0  # 0: seek point by pts (or dts), 1: by dts, 2: from the start
@@ -112,6 +112,31 @@ class _Reader:
     def info(self) -> VideoInfo:
         index = self.index
         return VideoInfo(self.width, self.height, index.fps, index.n, index.duration)
+
+    @property
+    def turns(self) -> int:
+        """Quarter turns (counter-clockwise) that show the frames upright, as players do: a phone's portrait video
+        is stored sideways with a display matrix. Known from the first frame decoded; asked before any, it costs
+        the decoding of one."""
+        if self.index.turns is None:
+            self.index.turns = _first_frame_turns(self.path)
+        return self.index.turns
+
+    @property
+    def width(self) -> int:
+        """Output frame width: upright (see :attr:`turns`)."""
+        return self.coded_size[self.turns % 2]
+
+    @property
+    def height(self) -> int:
+        return self.coded_size[1 - self.turns % 2]
+
+    def rgb(self, frame) -> np.ndarray:
+        """A decoded frame as ``(height, width, 3)`` uint8 RGB, upright."""
+        if self.index.turns is None:
+            self.index.turns = _turns(getattr(frame, "rotation", 0))
+        rgb = _to_rgb(frame, *self.coded_size)
+        return np.ascontiguousarray(np.rot90(rgb, self.index.turns)) if self.index.turns else rgb
 
     def want(self, targets: np.ndarray | None) -> None:
         """Declare the sorted frame indices the coming :meth:`frame` calls ask for (None: any, no skipping)."""
@@ -275,16 +300,21 @@ class _Reader:
             if bad.size:
                 raise _out_of_range(self.path, index, int(bad[0]))
             targets, inverse = np.unique(indices, return_inverse=True)
-            out = np.empty((targets.size, self.height, self.width, 3), np.uint8)
+            out = None  # its frame size is known with the first frame (see turns)
             self.want(targets)
             try:
                 with _ffmpeg_log():
                     for k, t in enumerate(targets.tolist()):
-                        out[k] = _to_rgb(self.frame(t), self.width, self.height)
+                        rgb = self.rgb(self.frame(t))
+                        if out is None:
+                            out = np.empty((targets.size, *rgb.shape), np.uint8)
+                        out[k] = rgb
             except _Reindexed:
                 continue
             finally:
                 self.want(None)
+            if out is None:
+                return np.empty((0, self.height, self.width, 3), np.uint8)
             if targets.size == indices.size and np.array_equal(targets, indices):
                 return out
             return out[inverse.reshape(-1)]
@@ -439,7 +469,6 @@ def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
         raise ValueError("start must be >= 0")
     path = Path(path)
     with _Reader(path) as reader:
-        width, height = reader.width, reader.height
         i, given = int(start), None  # given: (index, pts label) of the last frame yielded
         recycled = _Recycler()
         while i < (reader.index.n if stop is None else min(int(stop), reader.index.n)):
@@ -457,7 +486,7 @@ def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
                 reader.want(None)
                 continue
             given = (i, _NO_PTS if frame.pts is None else frame.pts)
-            yield i, recycled.take(_to_rgb(frame, width, height))
+            yield i, recycled.take(reader.rgb(frame))
             i += step
 
 

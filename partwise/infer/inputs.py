@@ -162,11 +162,12 @@ class _Frames:
         self.item = item
         self._all: list[np.ndarray] | None = None
         if item.kind == "image":
-            from PIL import Image, UnidentifiedImageError
+            from PIL import Image, ImageOps, UnidentifiedImageError
 
             try:
                 with Image.open(item.path) as im:
-                    self.image = np.asarray(im.convert("RGB"))
+                    # upright as viewers show it: a phone stores a portrait photo sideways with an EXIF orientation
+                    self.image = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
             except (OSError, UnidentifiedImageError) as exc:
                 raise InputError(item.path, None, f"cannot read image ({exc})") from None
             self.height, self.width = self.image.shape[:2]

@@ -238,6 +238,33 @@ def test_an_mp4_whose_frames_all_carry_pts_0_keeps_its_coded_rate(tmp_path):
     assert [spelled(f) for f in V.read_frames(path, [0, 45, 89])] == [0, 45, 89]
 
 
+@pytest.mark.parametrize("quarters", [1, 2, 3])
+def test_a_video_stored_turned_comes_out_upright(tmp_path, quarters, capsys):
+    """A phone stores a portrait video sideways and a display matrix that players (and ``ffmpeg``) turn it back
+    by: every reader gives the frames as shown. Stored frames are the upright pattern turned ``quarters`` times
+    counter-clockwise, the matrix turns them back."""
+    path = tmp_path / f"turned{quarters}.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stored = np.rot90(pattern(0), quarters)
+        stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+        stream.set_display_rotation(-90 * quarters)
+        for k in range(N):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(pattern(k), quarters)), format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = V.probe(path)
+    assert (info.width, info.height, info.num_frames) == (WIDTH, HEIGHT, N)
+    frames = V.read_frames(path, [0, 45, 89, 3])
+    assert frames.shape == (4, HEIGHT, WIDTH, 3) and [spelled(f) for f in frames] == [0, 45, 89, 3]
+    assert [spelled(f) for _, f in V.iter_frames(path, 10, 20, 5)] == [10, 15]
+    code, _, _ = cli(capsys, "data", "frames", path, tmp_path / "jpegs", "--fps", "15")
+    assert code == 0 and jpeg_values(tmp_path / "jpegs") == list(range(0, N, 2))
+
+
 def jpeg_values(folder: Path) -> list[int]:
     return [spelled(np.asarray(Image.open(p).convert("RGB"))) for p in sorted(folder.iterdir())]
 

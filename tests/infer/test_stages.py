@@ -130,6 +130,22 @@ def test_shared_frames_equal_the_frames_read_by_seeking(small_video, monkeypatch
     assert not _Frames(item, share=True).share
 
 
+def test_a_photo_with_an_exif_orientation_is_read_upright(tmp_path):
+    """A phone stores a portrait photo sideways with EXIF orientation 6 ("turn 90 degrees clockwise to view"):
+    ``partwise run`` sees it as viewers show it."""
+    from PIL import Image
+
+    upright = np.zeros((60, 40, 3), np.uint8)
+    upright[:10] = 255  # a white band at the top
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))  # turned counter-clockwise: band at left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "portrait.png", exif=exif)
+    frames = _Frames(InputItem(tmp_path / "portrait.png", "portrait.png", "image"))
+    assert (frames.width, frames.height) == (40, 60)
+    np.testing.assert_array_equal(frames.image, upright)
+
+
 def test_annotated_video_from_shared_frames_is_the_same_file(small_video, tmp_path):
     import pyarrow as pa
 
