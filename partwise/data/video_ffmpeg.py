@@ -104,7 +104,9 @@ def _open(path: str | os.PathLike):
     if not container.streams.video:
         container.close()
         raise InputError(path, None, "has no video stream")
-    stream = container.streams.video[0]
+    # The stream a player shows: FFmpeg's choice (not a cover picture, the largest picture), not merely the first.
+    best = getattr(container.streams, "best", None)
+    stream = (best("video") if best else None) or container.streams.video[0]
     if not stream.codec_context or not stream.codec_context.width:
         container.close()
         raise InputError(path, None, "video stream has no decodable frames (unknown frame size)")

@@ -265,6 +265,32 @@ def test_a_video_stored_turned_comes_out_upright(tmp_path, quarters, capsys):
     assert code == 0 and jpeg_values(tmp_path / "jpegs") == list(range(0, N, 2))
 
 
+def test_the_video_stream_is_the_one_players_show_not_the_first(tmp_path):
+    """A Matroska file whose first video stream is a one-frame cover picture (32x24 MJPEG) before the video:
+    the frames are the video's, as FFmpeg's own choice of stream gives."""
+    path = tmp_path / "cover_first.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        picture = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 128, np.uint8), format="rgb24")
+        picture = picture.reformat(format="yuvj420p")
+        picture.pts = 0
+        for packet in [*cover.encode(picture), *cover.encode()]:
+            container.mux(packet)
+        for k in range(N):
+            frame = av.VideoFrame.from_ndarray(pattern(k), format="rgb24")
+            frame.pts = k
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    info = V.probe(path)
+    assert (info.width, info.height, info.num_frames) == (WIDTH, HEIGHT, N)
+    assert [spelled(f) for f in V.read_frames(path, [0, 44, 89])] == [0, 44, 89]
+
+
 def jpeg_values(folder: Path) -> list[int]:
     return [spelled(np.asarray(Image.open(p).convert("RGB"))) for p in sorted(folder.iterdir())]
 
