@@ -20,8 +20,10 @@ from partwise.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from partwise.infer.pipeline import RunOptions
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# what cameras, phones and datasets write (camcorders: MPEG-TS .mts/.m2ts; old phones: .3gp), in any letter case
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".3gp",
+                    ".flv", ".wmv", ".ogv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 AVA_TIMESTAMP_START = 900.0
 
 
@@ -53,7 +55,8 @@ def discover_inputs(path: str | os.PathLike) -> list[InputItem]:
         elif suffix in IMAGE_EXTENSIONS:
             items.append(InputItem(file, file.name, "image"))
         elif path.is_file():
-            raise ConfigError(f"{path}: not a video ({', '.join(VIDEO_EXTENSIONS)}) or image file")
+            raise ConfigError(f"{path}: not a video ({', '.join(VIDEO_EXTENSIONS)}) or image "
+                              f"({', '.join(IMAGE_EXTENSIONS)}) file")
     if not items:
         raise ConfigError(f"{path}: no videos or images found")
     seen: dict[str, Path] = {}

@@ -29,6 +29,16 @@ def test_a_folder_without_media_is_an_error(tmp_path, capsys):
     assert "no videos or images found" in capsys.readouterr().err
 
 
+def test_camera_and_phone_file_names_are_inputs(tmp_path):
+    from partwise.infer.inputs import discover_inputs
+
+    for name in ("00012.MTS", "clip.m2ts", "IMG_0001.MOV", "old.3gp", "scan.TIFF", "photo.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    found = {(item.path.name, item.kind) for item in discover_inputs(tmp_path)}
+    assert found == {("00012.MTS", "video"), ("clip.m2ts", "video"), ("IMG_0001.MOV", "video"), ("old.3gp", "video"),
+                     ("scan.TIFF", "image"), ("photo.JPG", "image")}
+
+
 @pytest.mark.parametrize("name", ["a.mp4", "a.jpg"])
 def test_a_corrupt_single_input_exits_1_with_one_line(tmp_path, capsys, name):
     media = tmp_path / name
