@@ -41,7 +41,9 @@ def register(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=1.0, help="keyframes per second without --boxes (default 1, AVA)")
     parser.add_argument("--box-threshold", type=float, default=0.9,
                         help="minimum --boxes score (default 0.9, mmaction2's person_det_score_thr)")
-    parser.add_argument("--max-people", type=int, default=10, help="people per keyframe at most (default 10)")
+    parser.add_argument("--max-people", type=int, default=50,
+                        help="people per keyframe at most, the most confident (default 50; a note says when "
+                             "keyframes reach it)")
     parser.add_argument("--pose", choices=("auto", "movenet", "mediapipe", "none"), default="auto",
                         help="people and keypoints without --boxes/--detector, and the pose for part boxes and "
                              "kinematic states: auto = movenet (MoveNet MultiPose, embedded; plus CenterNet person "

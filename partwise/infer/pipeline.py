@@ -110,7 +110,7 @@ class RunOptions:
     box_threshold: float = 0.9
     nms_iou: float = 0.7
     track_buffer: float = 1.0
-    max_people: int = 10
+    max_people: int = 50  # a bound, not a filter: a street or a stadium holds more than 10
     pose: str = "auto"  # auto (= movenet) | movenet | mediapipe | none
     person_detector: str | None = "auto"  # MoveNet's extra person boxes: auto (centernet when installed) | name | None
     single_pose: str | None = "auto"  # SinglePose for missed people: auto (thunder, lightning when installed) | None
@@ -500,7 +500,7 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     metadata["failed"] = [{"input": str(vid), "error": str(error)} for vid, error in failed]  # also in run.json
     merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
                            metadata=metadata, notes=notes, failed=failed, gt=options.gt,
-                           gt_labelmap=options.gt_labelmap)
+                           gt_labelmap=options.gt_labelmap, max_people=options.max_people)
     timings.write += time.perf_counter() - t0
     return RunSummary(done, skipped, failed, timings, merged, notes, metadata["warnings"], metadata)
 

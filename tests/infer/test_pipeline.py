@@ -115,6 +115,21 @@ def test_track_ids_stay_constant_when_people_cross(crossing, tmp_path):
     assert len({next(iter(ids)) for ids in assignment.values()}) == len(people)
 
 
+def test_a_note_says_when_keyframes_reach_max_people(crossing, tmp_path):
+    truth = pq.read_table(crossing / "truth.parquet").to_pylist()
+    per_time: dict[float, int] = {}
+    for r in truth:
+        per_time[r["time_s"]] = per_time.get(r["time_s"], 0) + 1
+    most = max(per_time.values())
+    full = sum(n == most for n in per_time.values())
+    proposals = str(crossing / "ava" / "ava_dense_proposals_train.FAIR.recall_93.9.pkl")
+    for cap, expected in ((most, [f"{full} of {len(per_time)} keyframes hold {most} people, the cap"]),
+                          (most + 1, [])):
+        summary = pipeline.run(crossing / "videos", tmp_path / f"out{cap}",
+                               RunOptions(boxes=proposals, pose="none", video=False, progress=False, max_people=cap))
+        assert [n.split(":")[0] for n in summary.notes if "the cap" in n] == expected
+
+
 def _corrupt_folder(three: Path, tmp_path: Path) -> tuple[Path, str]:
     folder = tmp_path / "in"
     shutil.copytree(three / "videos", folder)
