@@ -8,7 +8,7 @@
   resolution MoveNet Lightning breaks a close-up person into pieces); the passes are merged, the same person seen
   twice kept once (the better score).
 * **More than six people**: the full-resolution pass runs on two overlapping halves of the frame (6 slots each),
-  merged the same way.
+  merged the same way; a half that fills its six slots (a crowd) is split again (:data:`MAX_TILE_SPLITS`).
 * **CenterNet person boxes** (``partwise weights install centernet``, optional): the full-resolution pass then runs
   on crops around CenterNet's person boxes, weak ones included (:data:`CROP_DETECTOR_SCORE`), instead of the two
   halves: on the street clip the crops cover about a third of the frame, the people found are the same, and the
@@ -30,7 +30,7 @@ import numpy as np
 from partwise.infer.assignment import linear_sum_assignment
 from partwise.infer.pose import box_from_keypoints
 from partwise.infer.tracking import iou_matrix
-from partwise.models.movenet import MoveNet, People
+from partwise.models.movenet import MULTIPOSE_SLOTS, MoveNet, People
 
 #: a MultiPose candidate counts as a person above this score (its own box-and-instance score)
 MIN_PERSON_SCORE = 0.2
@@ -63,6 +63,12 @@ CROP_MIN_SIDE = 128
 CROP_MATCH_GROW = 1.0
 #: crops covering more than this fraction of the frame cost about as much as the whole-frame passes: use those
 CROP_AREA_LIMIT = 0.6
+#: a full-resolution tile that fills MultiPose's slots is split in two, at most this many times over ...
+MAX_TILE_SPLITS = 2
+#: ... while its longer side stays at least this many model pixels (a walker needs room around them)
+MIN_TILE_SIDE = 192
+#: a person whose box comes this close (pixels) to a half's inner edge is cut by it: the other half holds them whole
+TILE_EDGE = 2
 #: with CenterNet installed, the keyframe's full-resolution pass runs on crops around its person boxes scoring at
 #: least this (weak ones included: a false box costs a crop, a missed person is lost)
 CROP_DETECTOR_SCORE = 0.25
@@ -148,15 +154,46 @@ class MoveNetPose:
             # resolution see the small people the halves would, at a fraction of the cost
             boxes = self._person_boxes(frame, CROP_DETECTOR_SCORE)[0]
             regions = crop_regions(boxes, width, height)
-            if len(regions) and not (_heights_of(boxes) * scale > LARGEST_AT_NATIVE).any() \
-                    and _area(regions).sum() <= CROP_AREA_LIMIT * width * height:
-                passes += self._crop_passes(frame, regions, scale)
+            area = _area(regions).sum()
+            # Crops cost their area: above max_side they run at the frame's own resolution, where small people are
+            # found, while they cost no more than one whole-frame pass at max_side (an HD street: walkers 20 px
+            # tall at 1024 px are 30 px at 1536)
+            crop_scale = scale
+            if scale < 1 and area <= width * height * scale ** 2 and not (_heights_of(boxes) > LARGEST_AT_NATIVE).any():
+                crop_scale = 1.0
+            if len(regions) and not (_heights_of(boxes) * crop_scale > LARGEST_AT_NATIVE).any() \
+                    and area <= CROP_AREA_LIMIT * width * height:
+                passes += self._crop_passes(frame, regions, crop_scale)
                 return _merge(passes, MERGE_OVERLAP)
         for part, dx, dy in _halves(frame):
-            # the frame's own scale (max_side applies to the whole frame, not to each half)
-            half = self._run(part, dx, dy, "native", (width, height), max_side=_scaled_side(part, scale))
-            passes.append(half.select(np.flatnonzero(_heights(half) * scale <= LARGEST_AT_NATIVE)))
+            passes.append(self._tile_people(part, dx, dy, (width, height), scale))
         return _merge(passes, MERGE_OVERLAP)
+
+    def _tile_people(self, part: np.ndarray, dx: int, dy: int, full: tuple[int, int], scale: float,
+                     depth: int = 0) -> People:
+        """The full-resolution pass on ``part`` (at offset ``dx, dy`` of a ``full`` frame, at the frame's own
+        ``scale``). Where it fills all six slots there may be more people (a crowd): its two halves are searched too,
+        down to :data:`MAX_TILE_SPLITS` more levels while a tile is at least :data:`MIN_TILE_SIDE` pixels, and add
+        the people this pass did not see; a person a half cuts at its inner edge is left to the other half, which
+        holds them whole."""
+        found = self._run(part, dx, dy, "native", full, max_side=_scaled_side(part, scale))
+        kept = found.select(np.flatnonzero(_heights(found) * scale <= LARGEST_AT_NATIVE))
+        height, width = part.shape[:2]
+        if not (len(found) >= MULTIPOSE_SLOTS and depth < MAX_TILE_SPLITS
+                and max(height, width) * scale >= 2 * MIN_TILE_SIDE):
+            return kept
+        halves = []
+        for sub, sx, sy in _halves(part):
+            people = self._tile_people(sub, dx + sx, dy + sy, full, scale, depth + 1)
+            x0, y0, x1, y1 = (people.boxes - [dx, dy, dx, dy]).T  # in part pixels
+            sub_h, sub_w = sub.shape[:2]
+            cut = (((x0 <= sx + TILE_EDGE) & (sx > 0)) | ((y0 <= sy + TILE_EDGE) & (sy > 0))
+                   | ((x1 >= sx + sub_w - TILE_EDGE) & (sx + sub_w < width))
+                   | ((y1 >= sy + sub_h - TILE_EDGE) & (sy + sub_h < height)))
+            halves.append(people.select(np.flatnonzero(~cut)))
+        more = _merge(halves, MERGE_OVERLAP)
+        seen = (_overlap_of_smaller(more.boxes, kept.boxes) > MERGE_OVERLAP).any(axis=1)
+        return _merge([kept, more.select(np.flatnonzero(~seen))], MERGE_OVERLAP)
 
     def _run(self, frame: np.ndarray, dx: int, dy: int, size, full: tuple[int, int] | None = None,
              max_side: int | None = None) -> People:
@@ -258,14 +295,13 @@ class MoveNetPose:
                            grow=CROP_MATCH_GROW)
 
     def _crop_passes(self, frame: np.ndarray, regions: np.ndarray, scale: float) -> list[People]:
-        """MultiPose at the frame's scale on each ``[x0, y0, x1, y1]`` region: one :class:`People` per region, in
-        frame coordinates, people too tall for that scale left out (:data:`LARGEST_AT_NATIVE`)."""
+        """MultiPose at the frame's scale on each ``[x0, y0, x1, y1]`` region (:meth:`_tile_people`: a region holding
+        a group of more than six is searched by halves too), in frame coordinates, people too tall for that scale
+        left out (:data:`LARGEST_AT_NATIVE`)."""
         height, width = frame.shape[:2]
         passes = []
         for x0, y0, x1, y1 in regions:
-            crop = frame[y0:y1, x0:x1]
-            people = self._run(crop, x0, y0, "native", (width, height), max_side=_scaled_side(crop, scale))
-            passes.append(people.select(np.flatnonzero(_heights(people) * scale <= LARGEST_AT_NATIVE)))
+            passes.append(self._tile_people(frame[y0:y1, x0:x1], x0, y0, (width, height), scale))
         return passes
 
     def _match(self, frame: np.ndarray, boxes: np.ndarray, people: People, grow: float = 0.0) -> np.ndarray:

@@ -124,3 +124,58 @@ def test_a_detector_box_around_a_thin_keypoint_box_is_the_same_person():
     frame = np.zeros((576, 768, 3), np.uint8)
     added = pose._add_detector_people(frame, found)
     assert added.boxes.tolist() == [[227, 56, 230, 97], [600, 300, 640, 400]]
+
+
+def _grid_people(columns: int, rows: int, width: int, height: int) -> list[tuple[list[float], float]]:
+    """Small people (60 px tall) on a grid over a ``width`` x ``height`` frame, scores all different."""
+    people = []
+    for i in range(columns):
+        for j in range(rows):
+            x, y = (i + 0.5) * width / columns, (j + 0.5) * height / rows
+            people.append(([x - 10, y - 30, x + 10, y + 30], 0.9 - 0.01 * len(people)))
+    return people
+
+
+def _fake_multipose(truth, calls):
+    """Stands in for MoveNetPose._run: the true people lying wholly inside the image given, six at most (the best),
+    as MultiPose's six slots give; nobody at the 256 px pass."""
+
+    def run(image, dx, dy, size, full=None, max_side=None):
+        calls.append((image.shape[:2], max_side))
+        h, w = image.shape[:2]
+        inside = [(b, s) for b, s in truth if size != 256 and b[0] >= dx and b[1] >= dy and b[2] <= dx + w
+                  and b[3] <= dy + h]
+        inside = sorted(inside, key=lambda t: -t[1])[:6]
+        return People(np.array([b for b, _ in inside], float).reshape(-1, 4), np.array([s for _, s in inside]),
+                      np.zeros((len(inside), 17, 3)))
+
+    return run
+
+
+def test_a_crowded_half_is_searched_by_halves_again():
+    """Twenty people over the frame: the two halves give six each (their slots full), so each is split again, and
+    everyone is found; a frame with few people costs no extra pass."""
+    truth = _grid_people(5, 4, 1536, 1152)
+    pose = MoveNetPose(detector=None, single=None)
+    calls: list = []
+    pose._run = _fake_multipose(truth, calls)
+    found = pose.full_multipose(np.zeros((1152, 1536, 3), np.uint8))
+    assert len(found) == 20 and len(calls) > 3
+    calls.clear()
+    pose._run = _fake_multipose(truth[:4] + truth[-4:], calls)  # the outer columns: four in each half
+    assert len(pose.full_multipose(np.zeros((1152, 1536, 3), np.uint8))) == 8
+    assert len(calls) == 3  # the 256 px pass and the two halves
+
+
+def test_crops_of_a_large_frame_run_at_its_own_resolution_when_they_are_small():
+    """Above MAX_SIDE the whole-frame passes are scaled down (a 1536 px frame to 1024), but crops around a few person
+    boxes run at the frame's own resolution, where small people are found: the crops cost less than a scaled
+    whole-frame pass."""
+    truth = _grid_people(2, 1, 1536, 1152)
+    pose = MoveNetPose(detector=None, single=None)
+    pose.detector = _BoxesDetector([b for b, _ in truth], [0.5, 0.5])
+    calls: list = []
+    pose._run = _fake_multipose(truth, calls)
+    assert len(pose.full_multipose(np.zeros((1152, 1536, 3), np.uint8))) == 2
+    crops = calls[1:]
+    assert crops and all(max_side == max(shape) for shape, max_side in crops)
