@@ -152,7 +152,7 @@ class MoveNetPose:
         if self.detector is not None:
             # CenterNet's person boxes, even weak ones, say where people may be: crops around them at the frame's
             # resolution see the small people the halves would, at a fraction of the cost
-            boxes = self._person_boxes(frame, CROP_DETECTOR_SCORE)[0]
+            boxes, scores = self._person_boxes(frame, CROP_DETECTOR_SCORE)
             regions = crop_regions(boxes, width, height)
             area = _area(regions).sum()
             # Crops cost their area: above max_side they run at the frame's own resolution, where small people are
@@ -163,28 +163,33 @@ class MoveNetPose:
                 crop_scale = 1.0
             if len(regions) and not (_heights_of(boxes) * crop_scale > LARGEST_AT_NATIVE).any() \
                     and area <= CROP_AREA_LIMIT * width * height:
-                passes += self._crop_passes(frame, regions, crop_scale)
+                passes += self._crop_passes(frame, regions, crop_scale, boxes[scores >= self.detector_threshold])
                 return _merge(passes, MERGE_OVERLAP)
         for part, dx, dy in _halves(frame):
             passes.append(self._tile_people(part, dx, dy, (width, height), scale))
         return _merge(passes, MERGE_OVERLAP)
 
     def _tile_people(self, part: np.ndarray, dx: int, dy: int, full: tuple[int, int], scale: float,
-                     depth: int = 0) -> People:
+                     known: np.ndarray | None = None, depth: int = 0) -> People:
         """The full-resolution pass on ``part`` (at offset ``dx, dy`` of a ``full`` frame, at the frame's own
-        ``scale``). Where it fills all six slots there may be more people (a crowd): its two halves are searched too,
-        down to :data:`MAX_TILE_SPLITS` more levels while a tile is at least :data:`MIN_TILE_SIDE` pixels, and add
-        the people this pass did not see; a person a half cuts at its inner edge is left to the other half, which
-        holds them whole."""
+        ``scale``). Where it fills all six slots there may be more people (a crowd) -- where the people are
+        ``known`` (pixel boxes of tracked people or of a person detector), where more than six of them are: its
+        two halves are searched too, down to :data:`MAX_TILE_SPLITS` more levels while a tile is at least
+        :data:`MIN_TILE_SIDE` pixels, and add the people this pass did not see; a person a half cuts at its inner
+        edge is left to the other half, which holds them whole."""
         found = self._run(part, dx, dy, "native", full, max_side=_scaled_side(part, scale))
         kept = found.select(np.flatnonzero(_heights(found) * scale <= LARGEST_AT_NATIVE))
         height, width = part.shape[:2]
         if not (len(found) >= MULTIPOSE_SLOTS and depth < MAX_TILE_SPLITS
                 and max(height, width) * scale >= 2 * MIN_TILE_SIDE):
             return kept
+        if known is not None:
+            centre = (known[:, :2] + known[:, 2:]) / 2 - [dx, dy]
+            if int(((centre >= 0) & (centre < [width, height])).all(axis=1).sum()) <= MULTIPOSE_SLOTS:
+                return kept  # the slots hold everyone known here: a person missed is not for want of a slot
         halves = []
         for sub, sx, sy in _halves(part):
-            people = self._tile_people(sub, dx + sx, dy + sy, full, scale, depth + 1)
+            people = self._tile_people(sub, dx + sx, dy + sy, full, scale, known, depth + 1)
             x0, y0, x1, y1 = (people.boxes - [dx, dy, dx, dy]).T  # in part pixels
             sub_h, sub_w = sub.shape[:2]
             cut = (((x0 <= sx + TILE_EDGE) & (sx > 0)) | ((y0 <= sy + TILE_EDGE) & (sy > 0))
@@ -291,17 +296,19 @@ class MoveNetPose:
         regions = crop_regions(boxes, width, height)
         if _area(regions).sum() > CROP_AREA_LIMIT * width * height:
             return self.estimate_many(frame, boxes)
-        return self._match(frame, boxes, _merge(self._crop_passes(frame, regions, scale), MERGE_OVERLAP),
+        return self._match(frame, boxes, _merge(self._crop_passes(frame, regions, scale, boxes), MERGE_OVERLAP),
                            grow=CROP_MATCH_GROW)
 
-    def _crop_passes(self, frame: np.ndarray, regions: np.ndarray, scale: float) -> list[People]:
-        """MultiPose at the frame's scale on each ``[x0, y0, x1, y1]`` region (:meth:`_tile_people`: a region holding
-        a group of more than six is searched by halves too), in frame coordinates, people too tall for that scale
-        left out (:data:`LARGEST_AT_NATIVE`)."""
+    def _crop_passes(self, frame: np.ndarray, regions: np.ndarray, scale: float,
+                     known: np.ndarray | None = None) -> list[People]:
+        """MultiPose at the frame's scale on each ``[x0, y0, x1, y1]`` region, in frame coordinates, people too tall
+        for that scale left out (:data:`LARGEST_AT_NATIVE`). A region that may hold more than six people is searched
+        by halves too when its pass fills its six slots and, where the people are ``known`` (boxes of the tracked
+        people, or a person detector's confident ones), more than six of them are in it (:meth:`_tile_people`)."""
         height, width = frame.shape[:2]
         passes = []
         for x0, y0, x1, y1 in regions:
-            passes.append(self._tile_people(frame[y0:y1, x0:x1], x0, y0, (width, height), scale))
+            passes.append(self._tile_people(frame[y0:y1, x0:x1], x0, y0, (width, height), scale, known))
         return passes
 
     def _match(self, frame: np.ndarray, boxes: np.ndarray, people: People, grow: float = 0.0) -> np.ndarray:
