@@ -214,6 +214,19 @@ def test_vfr_times_duration_and_rate(files):
     np.testing.assert_allclose(V.frame_times(files["avi"]), np.arange(N) / 30)
 
 
+def _encode_all(container, stream, make_frame, pts="index", time_base=None) -> None:
+    """Encode and mux ``make_frame(k)`` (RGB) for k < N, frame k stamped k (``pts=None``: no stamp), then flush."""
+    for k in range(N):
+        frame = av.VideoFrame.from_ndarray(make_frame(k), format="rgb24")
+        if time_base is not None:
+            frame.time_base = time_base
+        frame.pts = k if pts == "index" else pts
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
 def test_an_mp4_whose_frames_all_carry_pts_0_keeps_its_coded_rate(tmp_path):
     """Frames encoded without timestamps: the MP4 muxer stores pts 0 for every one, and FFmpeg's average rate (frames
     over their time span) comes out absurd (here 90 frames over 0.1 s: 900 fps). The rate coded in the H.264 stream
@@ -222,13 +235,8 @@ def test_an_mp4_whose_frames_all_carry_pts_0_keeps_its_coded_rate(tmp_path):
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for k in range(N):
-            frame = av.VideoFrame.from_ndarray(pattern(k), format="rgb24")
-            frame.time_base, frame.pts = Fraction(1, 10240), None  # as frames re-encoded from a decoder may come
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        # no pts, a time base of their own: as frames re-encoded from a decoder may come
+        _encode_all(container, stream, pattern, pts=None, time_base=Fraction(1, 10240))
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert {f.pts for f in container.decode(stream)} == {0} and float(stream.average_rate) > 100
@@ -249,13 +257,7 @@ def test_a_video_stored_turned_comes_out_upright(tmp_path, quarters, capsys):
         stored = np.rot90(pattern(0), quarters)
         stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
         stream.set_display_rotation(-90 * quarters)
-        for k in range(N):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(pattern(k), quarters)), format="rgb24")
-            frame.pts = k
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode_all(container, stream, lambda k: np.ascontiguousarray(np.rot90(pattern(k), quarters)))
     info = V.probe(path)
     assert (info.width, info.height, info.num_frames) == (WIDTH, HEIGHT, N)
     frames = V.read_frames(path, [0, 45, 89, 3])
@@ -279,13 +281,7 @@ def test_the_video_stream_is_the_one_players_show_not_the_first(tmp_path):
         picture.pts = 0
         for packet in [*cover.encode(picture), *cover.encode()]:
             container.mux(packet)
-        for k in range(N):
-            frame = av.VideoFrame.from_ndarray(pattern(k), format="rgb24")
-            frame.pts = k
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+        _encode_all(container, video, pattern)
     info = V.probe(path)
     assert (info.width, info.height, info.num_frames) == (WIDTH, HEIGHT, N)
     assert [spelled(f) for f in V.read_frames(path, [0, 44, 89])] == [0, 44, 89]
