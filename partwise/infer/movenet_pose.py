@@ -69,6 +69,9 @@ MAX_TILE_SPLITS = 2
 MIN_TILE_SIDE = 192
 #: a person whose box comes this close (pixels) to a half's inner edge is cut by it: the other half holds them whole
 TILE_EDGE = 2
+#: above MAX_SIDE, a crop runs at the frame's own resolution when it holds a person shorter than this at MAX_SIDE
+#: (as at 256 px, MultiPose sees people this tall well and smaller ones less and less)
+SMALL_PERSON = SMALLEST_AT_256
 #: with CenterNet installed, the keyframe's full-resolution pass runs on crops around its person boxes scoring at
 #: least this (weak ones included: a false box costs a crop, a missed person is lost)
 CROP_DETECTOR_SCORE = 0.25
@@ -154,20 +157,32 @@ class MoveNetPose:
             # resolution see the small people the halves would, at a fraction of the cost
             boxes, scores = self._person_boxes(frame, CROP_DETECTOR_SCORE)
             regions = crop_regions(boxes, width, height)
-            area = _area(regions).sum()
-            # Crops cost their area: above max_side they run at the frame's own resolution, where small people are
-            # found, while they cost no more than one whole-frame pass at max_side (an HD street: walkers 20 px
-            # tall at 1024 px are 30 px at 1536)
-            crop_scale = scale
-            if scale < 1 and area <= width * height * scale ** 2 and not (_heights_of(boxes) > LARGEST_AT_NATIVE).any():
-                crop_scale = 1.0
-            if len(regions) and not (_heights_of(boxes) * crop_scale > LARGEST_AT_NATIVE).any() \
-                    and area <= CROP_AREA_LIMIT * width * height:
-                passes += self._crop_passes(frame, regions, crop_scale, boxes[scores >= self.detector_threshold])
+            area = _area(regions)
+            if len(regions) and not (_heights_of(boxes) * scale > LARGEST_AT_NATIVE).any() \
+                    and area.sum() <= CROP_AREA_LIMIT * width * height:
+                scales = self._crop_scales(boxes, regions, scale, width * height * scale ** 2)
+                passes += self._crop_passes(frame, regions, scales, boxes[scores >= self.detector_threshold])
                 return _merge(passes, MERGE_OVERLAP)
         for part, dx, dy in _halves(frame):
             passes.append(self._tile_people(part, dx, dy, (width, height), scale))
         return _merge(passes, MERGE_OVERLAP)
+
+    @staticmethod
+    def _crop_scales(boxes: np.ndarray, regions: np.ndarray, scale: float, budget: float) -> np.ndarray:
+        """The scale of each crop region: the frame's ``scale`` (max_side), but the frame's own resolution for a
+        region holding a person too small to be seen well at ``scale`` (:data:`SMALL_PERSON`) and nobody too tall for it, while the crops' model input stays within
+        ``budget`` pixels (one whole-frame pass at max_side)."""
+        scales = np.full(len(regions), scale)
+        if scale >= 1 or not len(boxes):
+            return scales
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        inside = ((centre[None] >= regions[:, None, :2]) & (centre[None] < regions[:, None, 2:])).all(axis=2)
+        heights = _heights_of(boxes)
+        fine = (inside & (heights * scale < SMALL_PERSON)).any(axis=1) & ~(inside & (heights > LARGEST_AT_NATIVE)).any(axis=1)
+        area = _area(regions)
+        if (area * np.where(fine, 1.0, scale ** 2)).sum() <= budget:
+            scales[fine] = 1.0
+        return scales
 
     def _tile_people(self, part: np.ndarray, dx: int, dy: int, full: tuple[int, int], scale: float,
                      known: np.ndarray | None = None, depth: int = 0) -> People:
@@ -299,16 +314,16 @@ class MoveNetPose:
         return self._match(frame, boxes, _merge(self._crop_passes(frame, regions, scale, boxes), MERGE_OVERLAP),
                            grow=CROP_MATCH_GROW)
 
-    def _crop_passes(self, frame: np.ndarray, regions: np.ndarray, scale: float,
+    def _crop_passes(self, frame: np.ndarray, regions: np.ndarray, scale: float | np.ndarray,
                      known: np.ndarray | None = None) -> list[People]:
-        """MultiPose at the frame's scale on each ``[x0, y0, x1, y1]`` region, in frame coordinates, people too tall
-        for that scale left out (:data:`LARGEST_AT_NATIVE`). A region that may hold more than six people is searched
+        """MultiPose on each ``[x0, y0, x1, y1]`` region at ``scale`` (the frame's, or one per region), in frame
+        coordinates, people too tall for that scale left out (:data:`LARGEST_AT_NATIVE`). A region that may hold more than six people is searched
         by halves too when its pass fills its six slots and, where the people are ``known`` (boxes of the tracked
         people, or a person detector's confident ones), more than six of them are in it (:meth:`_tile_people`)."""
         height, width = frame.shape[:2]
         passes = []
-        for x0, y0, x1, y1 in regions:
-            passes.append(self._tile_people(frame[y0:y1, x0:x1], x0, y0, (width, height), scale, known))
+        for (x0, y0, x1, y1), region_scale in zip(regions, np.broadcast_to(scale, len(regions))):
+            passes.append(self._tile_people(frame[y0:y1, x0:x1], x0, y0, (width, height), float(region_scale), known))
         return passes
 
     def _match(self, frame: np.ndarray, boxes: np.ndarray, people: People, grow: float = 0.0) -> np.ndarray:

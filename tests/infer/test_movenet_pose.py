@@ -141,7 +141,7 @@ def _fake_multipose(truth, calls):
     as MultiPose's six slots give; nobody at the 256 px pass."""
 
     def run(image, dx, dy, size, full=None, max_side=None):
-        calls.append((image.shape[:2], max_side))
+        calls.append((dx, image.shape[:2], max_side))
         h, w = image.shape[:2]
         inside = [(b, s) for b, s in truth if size != 256 and b[0] >= dx and b[1] >= dy and b[2] <= dx + w
                   and b[3] <= dy + h]
@@ -167,15 +167,16 @@ def test_a_crowded_half_is_searched_by_halves_again():
     assert len(calls) == 3  # the 256 px pass and the two halves
 
 
-def test_crops_of_a_large_frame_run_at_its_own_resolution_when_they_are_small():
-    """Above MAX_SIDE the whole-frame passes are scaled down (a 1536 px frame to 1024), but crops around a few person
-    boxes run at the frame's own resolution, where small people are found: the crops cost less than a scaled
-    whole-frame pass."""
-    truth = _grid_people(2, 1, 1536, 1152)
+def test_crops_of_a_large_frame_run_at_its_own_resolution_where_people_are_small():
+    """Above MAX_SIDE the whole-frame passes are scaled down (a 1536 px frame to 1024): a crop around a person too
+    small to be seen well there (40 px tall: 27 px at 1024) runs at the frame's own resolution, a crop around a taller
+    one (250 px: 167) at the scaled size."""
+    truth = [([300, 500, 315, 540], 0.8), ([1100, 300, 1160, 550], 0.7)]
     pose = MoveNetPose(detector=None, single=None)
     pose.detector = _BoxesDetector([b for b, _ in truth], [0.5, 0.5])
     calls: list = []
     pose._run = _fake_multipose(truth, calls)
     assert len(pose.full_multipose(np.zeros((1152, 1536, 3), np.uint8))) == 2
-    crops = calls[1:]
-    assert crops and all(max_side == max(shape) for shape, max_side in crops)
+    crops = {dx < 768: (shape, max_side) for dx, shape, max_side in calls[1:]}  # after the 256 px pass
+    (small_shape, small_side), (tall_shape, tall_side) = crops[True], crops[False]
+    assert small_side == max(small_shape) and tall_side < max(tall_shape)
