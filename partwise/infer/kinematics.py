@@ -24,7 +24,7 @@ feet        ankle moving faster than ``step_speed`` -> ``step``; ankle higher th
             -> ``raise``; else ``none``
 hip         trunk more than ``stoop_angle`` degrees from vertical -> ``stoop``; a thigh within ``sit_thigh`` of
             horizontal (|hip y - knee y| < sit_thigh * s) while the other leg does not carry the body (its thigh
-            within ``support_thigh`` degrees of vertical, knee below the hip: a kick, a run, a high step) -> ``sit``;
+            within ``support_thigh`` degrees of vertical and not that flat: a kick, a run, a high step) -> ``sit``;
             both knees straight -> ``stand``; else ``none``
 head        the nose's horizontal offset from the shoulder midpoint (in shoulder widths) changing faster than
             ``turn_rate`` per second -> ``turn``; nose rising relative to the shoulders faster than ``lift_speed``
@@ -111,7 +111,9 @@ def kinematic_states(keypoints: np.ndarray, fps: float, thresholds: Thresholds =
     for side, (hip, knee) in {"left": (L_HIP, L_KNEE), "right": (R_HIP, R_KNEE)}.items():
         thigh = xy[:, knee] - xy[:, hip]
         from_vertical = np.degrees(np.arctan2(np.abs(thigh[:, 0]), thigh[:, 1]))  # 0: knee straight below the hip
-        supporting[side] = (from_vertical < th.support_thigh) & ok[:, [hip, knee]].all(axis=1)
+        # long as well as upright: a seated person seen from the front has short thighs that may point down too
+        supporting[side] = ((from_vertical < th.support_thigh) & (thigh[:, 1] >= th.sit_thigh * scale)
+                            & ok[:, [hip, knee]].all(axis=1))
     joints = {"left": (L_SHOULDER, L_ELBOW, L_WRIST, L_HIP, L_KNEE, L_ANKLE),
               "right": (R_SHOULDER, R_ELBOW, R_WRIST, R_HIP, R_KNEE, R_ANKLE)}
     frames: list[dict[str, str]] = []

@@ -69,6 +69,9 @@ def test_sitting_and_stooping_hip():
     for other in ({14: (-50, 40), 16: (-50, 90)}, {14: (-62, 5), 16: (-112, 10)}):
         seated, fps = sequence(lambda s, other=other: {13: (62, 0), 15: (62, 50), **other})
         assert middle(kinematic_states(seated, fps))["hip"] == "sit"
+    # seated, seen from the front: both thighs short (foreshortened), pointing down at the knees, shins down
+    front, fps = sequence(lambda s: {13: (14, 10), 14: (-14, 10), 15: (14, 60), 16: (-14, 60)})
+    assert middle(kinematic_states(front, fps))["hip"] == "sit"
     stoop, fps = sequence(lambda s: {5: (90, -70), 6: (50, -70), 0: (75, -95)})  # trunk 45 deg from vertical
     states = middle(kinematic_states(stoop, fps))
     assert states["hip"] == "stoop" and states["left_leg"] != "stand"
