@@ -275,9 +275,10 @@ def _conform(table: pa.Table) -> pa.Table:
 def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = False, ava_csv: bool = False,
           metadata: dict | None = None, notes: list[str] | None = None,
           failed: list[tuple[str, str]] | None = None, gt: str | os.PathLike | None = None,
-          gt_labelmap: str | os.PathLike | None = None) -> dict[str, Path]:
+          gt_labelmap: str | os.PathLike | None = None, max_people: int | None = None) -> dict[str, Path]:
     """Concatenate the done inputs' rows (in ``video_ids`` order, each input once) and write the merged files;
-    ``metadata`` goes to ``run.json``; one-line remarks for the user are appended to ``notes``; ``failed``
+    ``metadata`` goes to ``run.json``; one-line remarks for the user are appended to ``notes`` (with ``max_people``,
+    how many keyframes reached that cap, where more people may have been); ``failed``
     ``[(video_id, error)]`` (this run's failed inputs) are listed on the page. With ``gt`` (an AVA CSV) the merged
     rows are scored against it (:func:`partwise.infer.evaluation.evaluate_run`, evaluated classes ``gt_labelmap``):
     ``run.json`` ``evaluation`` and the page's Evaluation section with the AP chart."""
@@ -291,6 +292,11 @@ def merge(out: str | os.PathLike, video_ids: list[str], *, tps_json: bool = Fals
              "run": out / "run.json"}
     write_parquet(table, paths["parquet"])
     write_jsonl(table, paths["jsonl"])
+    if max_people and table.num_rows:
+        per_keyframe = table.group_by(["video_id", "frame_index"]).aggregate([([], "count_all")])
+        if capped := int((per_keyframe.column("count_all").to_numpy() >= max_people).sum()):
+            notes.append(f"{capped} of {per_keyframe.num_rows} keyframes hold {max_people} people, the cap: the less "
+                         f"confident people past it were left out (raise --max-people)")
     charts: dict[str, str] = {}
     if gt is not None:
         from partwise.infer.evaluation import evaluate_run

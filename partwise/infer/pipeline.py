@@ -360,19 +360,6 @@ def distributed_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _cap_notes(persons: Path, max_people: int) -> list[str]:
-    """A note when keyframes of the merged ``persons`` table hold ``max_people`` people: more may have been there."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(persons, columns=["video_id", "frame_index"])
-    if not table.num_rows:
-        return []
-    per_keyframe = table.group_by(["video_id", "frame_index"]).aggregate([([], "count_all")])
-    capped = int((per_keyframe.column("count_all").to_numpy() >= max_people).sum())
-    return [f"{capped} of {per_keyframe.num_rows} keyframes hold {max_people} people, the cap: the less confident "
-            f"people past it were left out (raise --max-people)"] if capped else []
-
-
 @dataclass
 class RunSummary:
     done: list[str]
@@ -513,8 +500,7 @@ def run(inputs: str | os.PathLike, out: str | os.PathLike, options: RunOptions, 
     metadata["failed"] = [{"input": str(vid), "error": str(error)} for vid, error in failed]  # also in run.json
     merged = outputs.merge(out, [it.video_id for it in items], tps_json=tps_json, ava_csv=ava_csv,
                            metadata=metadata, notes=notes, failed=failed, gt=options.gt,
-                           gt_labelmap=options.gt_labelmap)
-    notes += _cap_notes(merged["parquet"], options.max_people)
+                           gt_labelmap=options.gt_labelmap, max_people=options.max_people)
     timings.write += time.perf_counter() - t0
     return RunSummary(done, skipped, failed, timings, merged, notes, metadata["warnings"], metadata)
 
