@@ -107,9 +107,10 @@ def kinematic_states(keypoints: np.ndarray, fps: float, thresholds: Thresholds =
     nose_rise = -_rate((xy[:, NOSE, 1] - shoulder_mid[:, 1]) / scale, fps, th.window_s)
     straight = {side: knee_angle[side] > th.straight_knee for side in knee_angle}
     upright = trunk_angle < th.stoop_angle
-    supporting = {}
+    flat, supporting = {}, {}
     for side, (hip, knee) in {"left": (L_HIP, L_KNEE), "right": (R_HIP, R_KNEE)}.items():
         thigh = xy[:, knee] - xy[:, hip]
+        flat[side] = np.abs(thigh[:, 1]) < th.sit_thigh * scale
         from_vertical = np.degrees(np.arctan2(np.abs(thigh[:, 0]), thigh[:, 1]))  # 0: knee straight below the hip
         # long as well as upright: a seated person seen from the front has short thighs that may point down too
         supporting[side] = ((from_vertical < th.support_thigh) & (thigh[:, 1] >= th.sit_thigh * scale)
@@ -122,10 +123,9 @@ def kinematic_states(keypoints: np.ndarray, fps: float, thresholds: Thresholds =
         if ok[t, [NOSE, L_SHOULDER, R_SHOULDER]].all():
             states["head"] = "turn" if nose_turn[t] > th.turn_rate else "raise" if nose_rise[t] > th.lift_speed else "none"
         if torso_ok[t] and ok[t, [L_KNEE, R_KNEE]].all():
-            flat = {side: abs(xy[t, hip, 1] - xy[t, knee, 1]) < th.sit_thigh * scale
-                    for side, (hip, knee) in {"left": (L_HIP, L_KNEE), "right": (R_HIP, R_KNEE)}.items()}
             # a thigh raised flat while the other leg carries the body is a kick or a step, not a seat
-            sitting = (flat["left"] and not supporting["right"][t]) or (flat["right"] and not supporting["left"][t])
+            sitting = ((flat["left"][t] and not supporting["right"][t])
+                       or (flat["right"][t] and not supporting["left"][t]))
             states["hip"] = ("stoop" if not upright[t] else "sit" if sitting
                              else "stand" if straight["left"][t] and straight["right"][t] else "none")
         for side, (sh, el, wr, hp, kn, an) in joints.items():
