@@ -170,13 +170,12 @@ class MoveNetPose:
     @staticmethod
     def _crop_scales(boxes: np.ndarray, regions: np.ndarray, scale: float, budget: float) -> np.ndarray:
         """The scale of each crop region: the frame's ``scale`` (max_side), but the frame's own resolution for a
-        region holding a person too small to be seen well at ``scale`` (:data:`SMALL_PERSON`) and nobody too tall for it, while the crops' model input stays within
-        ``budget`` pixels (one whole-frame pass at max_side)."""
+        region holding a person too small to be seen well at ``scale`` (:data:`SMALL_PERSON`) and nobody too tall
+        for it, while the crops' model input stays within ``budget`` pixels (one whole-frame pass at max_side)."""
         scales = np.full(len(regions), scale)
         if scale >= 1 or not len(boxes):
             return scales
-        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-        inside = ((centre[None] >= regions[:, None, :2]) & (centre[None] < regions[:, None, 2:])).all(axis=2)
+        inside = _centres_inside(boxes, regions)
         heights = _heights_of(boxes)
         fine = (inside & (heights * scale < SMALL_PERSON)).any(axis=1) & ~(inside & (heights > LARGEST_AT_NATIVE)).any(axis=1)
         area = _area(regions)
@@ -199,8 +198,7 @@ class MoveNetPose:
                 and max(height, width) * scale >= 2 * MIN_TILE_SIDE):
             return kept
         if known is not None:
-            centre = (known[:, :2] + known[:, 2:]) / 2 - [dx, dy]
-            if int(((centre >= 0) & (centre < [width, height])).all(axis=1).sum()) <= MULTIPOSE_SLOTS:
+            if int(_centres_inside(known, np.array([[dx, dy, dx + width, dy + height]])).sum()) <= MULTIPOSE_SLOTS:
                 return kept  # the slots hold everyone known here: a person missed is not for want of a slot
         halves = []
         for sub, sx, sy in _halves(part):
@@ -353,6 +351,12 @@ def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
     area_a, area_b = _area(a), _area(b)
     return wh[..., 0] * wh[..., 1] / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+
+
+def _centres_inside(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """``(R, B)``: whether the centre of each xyxy box lies in each ``[x0, y0, x1, y1)`` region."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return ((centre[None] >= regions[:, None, :2]) & (centre[None] < regions[:, None, 2:])).all(axis=2)
 
 
 def _heights(people: People) -> np.ndarray:
